@@ -1,0 +1,55 @@
+# modelgate — `make demo` and `make test` are the two commands; each sets up .venv itself.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCK_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
+SCENARIO ?= good
+PYTEST_ARGS ?=
+
+.PHONY: venv lock up down demo test test-unit lint bench bench-serving bench-dags clean
+
+venv: $(STAMP)
+
+# Installs only when requirements.txt, constraints.txt or pyproject.toml changed (stamp keyed on their hash).
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.modelgate-*
+	@touch $@
+
+# Re-resolve the direct pins and write the full lock.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	{ echo '# Full lock of every package in .venv (pip freeze). Regenerate with `make lock`; do not edit by hand.'; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+
+up: venv
+	$(PY) -m include.stack up
+
+down:
+	@test -x $(PY) && $(PY) -m include.stack down || true
+
+demo: venv
+	$(PY) -m include.demo.run --scenario $(SCENARIO)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy include serving_images/router/router
+
+bench-dags: venv
+	$(PY) benchmarks/dag_parse.py
+
+bench-serving: venv
+	$(PY) benchmarks/serving.py
+
+bench: bench-dags bench-serving
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,1 @@
+"""modelgate's domain library: importable and testable without Airflow."""

@@ -1,0 +1,45 @@
+"""Settings of the modelgate domain library (one settings class, env prefix ``MODELGATE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.cwd() / ".local"
+
+
+class Settings(BaseSettings):
+    """Configuration read from ``MODELGATE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELGATE_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    """Root of all runtime state (databases, artifacts, events, demo output)."""
+
+    tracking_uri: str = "http://127.0.0.1:5000"
+    """MLflow tracking and registry server."""
+
+    audit_db_url: str | None = None
+    """SQLAlchemy URL of the audit log; defaults to SQLite under ``home``."""
+
+    max_model_bytes: int = 512 * 1024 * 1024
+    """Largest ONNX artifact accepted for registration."""
+
+    router_url: str = "http://127.0.0.1:8500"
+    """Base URL of the ONNX router."""
+
+    def resolved_audit_db_url(self) -> str:
+        """Return the audit database URL, creating the SQLite folder when defaulted."""
+        if self.audit_db_url:
+            return self.audit_db_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.home / 'audit.db'}"
+
+
+def get_settings() -> Settings:
+    """Return the settings, read from the environment at call time."""
+    return Settings()

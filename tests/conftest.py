@@ -1,0 +1,34 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import make_logreg_onnx, start_mlflow_server, stop
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking + registry server on loopback, for the whole session."""
+    root = tmp_path_factory.mktemp("mlflow")
+    proc, uri = start_mlflow_server(root)
+    try:
+        yield uri
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def tracking_uri(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point this test's MLflow client and modelgate settings at the session's server."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MODELGATE_TRACKING_URI", mlflow_server)
+    return mlflow_server
+
+
+@pytest.fixture
+def logreg_onnx(tmp_path: Path) -> Path:
+    """A tiny valid ONNX classifier with 4 float features."""
+    return make_logreg_onnx(tmp_path / "logreg.onnx")

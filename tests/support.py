@@ -1,0 +1,119 @@
+"""Helpers shared by the test suite: free ports, real servers on loopback, tiny ONNX models."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 2xx; fail if ``proc`` exits or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if 200 <= r.status < 300:
+                    return
+        except Exception as e:  # noqa: BLE001 - polling
+            last = e
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not come up in {timeout}s: {last}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a process group started with ``start_new_session=True``."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
+    """Start a real ``mlflow server`` (SQLite + local artifacts under ``root``) on a free port."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [
+        str(VENV_BIN / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "mlartifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    log = open(root / "mlflow-server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{uri}/health", timeout=120, proc=proc)
+    except Exception:
+        stop(proc)
+        raise RuntimeError((root / "mlflow-server.log").read_text()[-3000:]) from None
+    return proc, uri
+
+
+def make_logreg_onnx(
+    path: Path,
+    n_features: int = 4,
+    seed: int = 0,
+    input_name: str = "input",
+    weights: np.ndarray | None = None,
+) -> Path:
+    """Write a tiny logistic-regression ONNX model: float[N, n_features] -> probabilities float[N, 2]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = (weights if weights is not None else rng.normal(size=(n_features, 1))).astype(np.float32)
+    b = np.array([0.1], dtype=np.float32)
+    nodes = [
+        helper.make_node("MatMul", [input_name, "W"], ["z0"]),
+        helper.make_node("Add", ["z0", "B"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p1"]),
+        helper.make_node("Sub", ["one", "p1"], ["p0"]),
+        helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "logreg",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(b, "B"),
+            numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
