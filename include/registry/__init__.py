@@ -1,0 +1,1 @@
+"""Model registry on MLflow: manifest tags, aliases, audit log, model URI resolution."""

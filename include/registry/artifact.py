@@ -1,0 +1,103 @@
+"""Fetching model artifacts and hashing them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from include.registry.errors import ArtifactNotFound, ArtifactTooLarge
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks.
+
+    Args:
+        path: the file to hash.
+
+    Returns:
+        The lowercase hex digest.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_artifact(uri: str, dest_dir: Path, max_bytes: int) -> Path:
+    """Copy the artifact at ``uri`` into ``dest_dir`` atomically and return its local path.
+
+    ``uri`` is a local path, a ``file://`` URL, or any URL fsspec understands (``http(s)://``,
+    ``s3://`` when the matching fsspec backend is installed).
+
+    Args:
+        uri: where the ``.onnx`` file is.
+        dest_dir: folder to copy it into.
+        max_bytes: refuse artifacts larger than this.
+
+    Returns:
+        The local copy.
+
+    Raises:
+        ArtifactNotFound: the artifact does not exist or cannot be read.
+        ArtifactTooLarge: the artifact exceeds ``max_bytes``.
+    """
+    if not uri or not isinstance(uri, str):
+        raise ArtifactNotFound("artifact_uri is empty")
+    parsed = urllib.parse.urlparse(uri)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    name = Path(parsed.path).name or "model.onnx"
+    target = dest_dir / name
+    if parsed.scheme in ("", "file"):
+        src = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri).expanduser()
+        if not src.is_file():
+            raise ArtifactNotFound(f"artifact {uri!r} does not exist or is not a file")
+        size = src.stat().st_size
+        if size > max_bytes:
+            raise ArtifactTooLarge(f"artifact {uri!r} is {size} bytes, over the limit of {max_bytes}")
+        _atomic_copy_file(src, target)
+        return target
+    return _fetch_remote(uri, target, max_bytes)
+
+
+def _atomic_copy_file(src: Path, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, _CHUNK)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fetch_remote(uri: str, target: Path, max_bytes: int) -> Path:
+    import fsspec
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
+    try:
+        total = 0
+        with os.fdopen(fd, "wb") as out, fsspec.open(uri, "rb") as inp:
+            for chunk in iter(lambda: inp.read(_CHUNK), b""):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ArtifactTooLarge(f"artifact {uri!r} is over the limit of {max_bytes} bytes")
+                out.write(chunk)
+        os.replace(tmp, target)
+    except ArtifactTooLarge:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except (OSError, ValueError, ImportError) as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ArtifactNotFound(f"could not fetch artifact {uri!r}: {e}") from e
+    log.info("fetched %s (%d bytes)", uri, total)
+    return target

@@ -1,0 +1,115 @@
+"""Resolve a model URI to a verified local ONNX file.
+
+Accepted forms: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, a local ``.onnx`` file,
+or a local MLflow model directory. Registry artifacts are cached on disk under
+``<home>/model-cache/<name>/<version>-<sha256[:12]>`` and their ``model.onnx`` is checked against
+the version's ``modelgate.sha256`` tag before anything loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.config import get_settings
+from include.registry import manifest as mf
+from include.registry.artifact import sha256_file
+from include.registry.errors import IntegrityError, ModelNotFound
+
+log = logging.getLogger(__name__)
+
+_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model file on local disk whose sha256 was verified."""
+
+    uri: str
+    path: Path
+    sha256: str
+    name: str | None = None
+    version: str | None = None
+
+
+def _onnx_in_dir(d: Path) -> Path:
+    files = sorted(d.rglob("*.onnx"))
+    if len(files) != 1:
+        raise ModelNotFound(f"{d} holds {len(files)} .onnx files; expected exactly one")
+    return files[0]
+
+
+def resolve_model_uri(uri: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> ResolvedModel:
+    """Return a verified local copy of the model at ``uri``.
+
+    Args:
+        uri: ``models:/name@alias``, ``models:/name/N``, a ``.onnx`` path or an MLflow model dir.
+        cache_dir: where registry artifacts are cached (default ``<home>/model-cache``).
+        tracking_uri: MLflow server (default from settings).
+
+    Returns:
+        The resolved model with its path, sha256 and (for registry URIs) name and version.
+
+    Raises:
+        ModelNotFound: the URI names nothing that exists.
+        IntegrityError: the artifact does not match the version's sha256 tag.
+    """
+    m = _URI_RE.match(uri)
+    if m is None:
+        if uri.startswith("models:/"):
+            raise ModelNotFound(f"malformed model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<n>")
+        p = Path(uri).expanduser()
+        if p.is_file():
+            return ResolvedModel(uri, p, sha256_file(p))
+        if p.is_dir():
+            f = _onnx_in_dir(p)
+            return ResolvedModel(uri, f, sha256_file(f))
+        raise ModelNotFound(f"model {uri!r} is neither a registry URI nor an existing file or directory")
+    return _resolve_registry(uri, m["name"], m["alias"], m["version"], cache_dir, tracking_uri)
+
+
+def _resolve_registry(
+    uri: str, name: str, alias: str | None, version: str | None, cache_dir: Path | None, tracking_uri: str | None
+) -> ResolvedModel:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from include.registry.registry import get_client
+
+    client = get_client(tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as e:
+        raise ModelNotFound(f"{uri} not found in the registry: {e.message}") from e
+    expected = mv.tags.get(mf.TAG_SHA256)
+    if not expected:
+        raise IntegrityError(f"{uri} (version {mv.version}) has no {mf.TAG_SHA256} tag; refusing to load it")
+    root = cache_dir or get_settings().home / "model-cache"
+    target = root / name / f"{mv.version}-{expected[:12]}"
+    if target.is_dir():
+        f = _onnx_in_dir(target)
+        if sha256_file(f) == expected:
+            return ResolvedModel(uri, f, expected, name, str(mv.version))
+        log.warning("cached copy of %s/%s is corrupt; downloading again", name, mv.version)
+        shutil.rmtree(target)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".dl-"))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp)))
+        f = _onnx_in_dir(local)
+        actual = sha256_file(f)
+        if actual != expected:
+            raise IntegrityError(
+                f"{uri} (version {mv.version}): artifact sha256 {actual[:12]}… does not match the manifest's "
+                f"{expected[:12]}…; refusing to load it"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ResolvedModel(uri, _onnx_in_dir(target), expected, name, str(mv.version))
