@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import make_logreg_onnx, start_mlflow_server, stop
+from support import REPO, make_logreg_onnx, start_mlflow_server, stop
+
+# Airflow reads its configuration when first imported: give the whole test session its own
+# AIRFLOW_HOME (SQLite metadata DB) and modelgate state folder before anything imports airflow.
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="modelgate-tests-"))
+os.environ["AIRFLOW_HOME"] = str(_SESSION_ROOT / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_ROOT / 'airflow' / 'airflow.db'}"
+os.environ["MODELGATE_HOME"] = str(_SESSION_ROOT / "modelgate")
+os.environ.pop("AIRFLOW_CONN_MODELGATE_MLFLOW", None)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,14 @@ def _canonical(value: Any) -> str:
 
 
 def record_hash(
-    prev_hash: str, ts: str, actor: str, action: str, subject: str, before: str, after: str, run_id: str | None
+    prev_hash: str,
+    ts: str,
+    actor: str,
+    action: str,
+    subject: str,
+    before: str,
+    after: str,
+    run_id: str | None,
 ) -> str:
     """Return the sha256 that chains a record to its predecessor."""
     payload = _canonical([prev_hash, ts, actor, action, subject, before, after, run_id])
@@ -159,8 +166,15 @@ def append_audit(
                 h = record_hash(prev, ts, actor, action, subject, before_s, after_s, run_id)
                 res = conn.execute(
                     audit_log.insert().values(
-                        ts=ts, actor=actor, action=action, subject=subject,
-                        before=before_s, after=after_s, run_id=run_id, prev_hash=prev, hash=h,
+                        ts=ts,
+                        actor=actor,
+                        action=action,
+                        subject=subject,
+                        before=before_s,
+                        after=after_s,
+                        run_id=run_id,
+                        prev_hash=prev,
+                        hash=h,
                     )
                 )
                 if head:
@@ -193,8 +207,16 @@ def read_records(url: str | None = None, limit: int | None = None) -> list[Audit
         rows = rows[-limit:]
     return [
         AuditRecord(
-            r.id, r.ts, r.actor, r.action, r.subject, json.loads(r.before), json.loads(r.after),
-            r.run_id, r.prev_hash, r.hash,
+            r.id,
+            r.ts,
+            r.actor,
+            r.action,
+            r.subject,
+            json.loads(r.before),
+            json.loads(r.after),
+            r.run_id,
+            r.prev_hash,
+            r.hash,
         )
         for r in rows
     ]
@@ -229,7 +251,9 @@ def verify(url: str | None = None) -> VerifyResult:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: ``verify`` or ``tail``."""
     parser = argparse.ArgumentParser(prog="modelgate audit", description="modelgate audit log")
-    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: MODELGATE_AUDIT_DB_URL or .local)")
+    parser.add_argument(
+        "--db", default=None, help="SQLAlchemy URL (default: MODELGATE_AUDIT_DB_URL or .local)"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("verify", help="check the hash chain; exit 1 when a record was edited or deleted")
     t = sub.add_parser("tail", help="print the newest records as JSON lines")

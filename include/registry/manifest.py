@@ -97,7 +97,9 @@ class Lineage:
             value = getattr(self, key)
             if value in (None, {}):
                 continue
-            tags[LINEAGE_PREFIX + key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+            tags[LINEAGE_PREFIX + key] = (
+                json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+            )
         return tags
 
 

@@ -274,14 +274,23 @@ def set_alias(
         return False
     client.set_registered_model_alias(name, alias, str(version))
     append_audit(
-        actor, "set_alias", f"models:/{name}@{alias}",
-        {"version": before}, {"version": str(version), "reason": reason}, run_id,
+        actor,
+        "set_alias",
+        f"models:/{name}@{alias}",
+        {"version": before},
+        {"version": str(version), "reason": reason},
+        run_id,
     )
     return True
 
 
 def set_version_tags(
-    name: str, version: str, tags: dict[str, Any], *, actor: str, run_id: str | None = None,
+    name: str,
+    version: str,
+    tags: dict[str, Any],
+    *,
+    actor: str,
+    run_id: str | None = None,
     tracking_uri: str | None = None,
 ) -> None:
     """Set ``modelgate.*`` tags on a version and audit the change (used by later gates)."""

@@ -43,7 +43,9 @@ def _onnx_in_dir(d: Path) -> Path:
     return files[0]
 
 
-def resolve_model_uri(uri: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> ResolvedModel:
+def resolve_model_uri(
+    uri: str, cache_dir: Path | None = None, tracking_uri: str | None = None
+) -> ResolvedModel:
     """Return a verified local copy of the model at ``uri``.
 
     Args:
@@ -61,7 +63,9 @@ def resolve_model_uri(uri: str, cache_dir: Path | None = None, tracking_uri: str
     m = _URI_RE.match(uri)
     if m is None:
         if uri.startswith("models:/"):
-            raise ModelNotFound(f"malformed model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<n>")
+            raise ModelNotFound(
+                f"malformed model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<n>"
+            )
         p = Path(uri).expanduser()
         if p.is_file():
             return ResolvedModel(uri, p, sha256_file(p))
@@ -73,7 +77,12 @@ def resolve_model_uri(uri: str, cache_dir: Path | None = None, tracking_uri: str
 
 
 def _resolve_registry(
-    uri: str, name: str, alias: str | None, version: str | None, cache_dir: Path | None, tracking_uri: str | None
+    uri: str,
+    name: str,
+    alias: str | None,
+    version: str | None,
+    cache_dir: Path | None,
+    tracking_uri: str | None,
 ) -> ResolvedModel:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -82,7 +91,11 @@ def _resolve_registry(
 
     client = get_client(tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        mv = (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, version)
+        )
     except MlflowException as e:
         raise ModelNotFound(f"{uri} not found in the registry: {e.message}") from e
     expected = mv.tags.get(mf.TAG_SHA256)
@@ -99,7 +112,11 @@ def _resolve_registry(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".dl-"))
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp)))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp)
+            )
+        )
         f = _onnx_in_dir(local)
         actual = sha256_file(f)
         if actual != expected:

@@ -103,5 +103,7 @@ def validate_onnx(path: Path, max_bytes: int) -> Signature:
         raise InvalidModel(f"{path.name} does not load in onnxruntime: {str(e)[:300]}") from e
     loaded = {i.name for i in sess.get_inputs()}
     if loaded != {i.name for i in inputs}:
-        raise InvalidModel(f"{path.name}: onnxruntime sees inputs {sorted(loaded)}, the graph declares others")
+        raise InvalidModel(
+            f"{path.name}: onnxruntime sees inputs {sorted(loaded)}, the graph declares others"
+        )
     return Signature(inputs=inputs, outputs=outputs)

@@ -1,0 +1,40 @@
+"""Helpers shared by DAG task bodies: who acts, and domain errors as non-retried task failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def domain_errors_fail_task() -> Iterator[None]:
+    """Turn a ``ModelgateError`` (bad input, not a transient fault) into ``AirflowFailException``.
+
+    Bad conf or a bad artifact will not get better by retrying, so the task fails at once with the
+    error's message, which names the problem. Other exceptions keep the task's retry policy.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import ModelgateError
+
+    try:
+        yield
+    except ModelgateError as e:
+        raise AirflowFailException(f"{e.code}: {e.message}") from e
+
+
+def actor_of(context: dict[str, Any], conf_actor: str | None = None) -> str:
+    """Return who acts in this run: conf ``actor``, else the triggering user, else the DAG."""
+    if conf_actor:
+        return conf_actor
+    dag_run = context.get("dag_run")
+    user = getattr(dag_run, "triggering_user_name", None) if dag_run is not None else None
+    dag_id = getattr(dag_run, "dag_id", "unknown")
+    return str(user) if user else f"airflow:{dag_id}"
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a domain function with domain errors turned into task failures."""
+    with domain_errors_fail_task():
+        return fn(*args, **kwargs)
