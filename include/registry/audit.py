@@ -15,13 +15,15 @@ import hashlib
 import json
 import logging
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from include.config import get_settings
 from include.registry.errors import AuditError
@@ -87,24 +89,28 @@ class VerifyResult:
 
 
 _engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def get_engine(url: str | None = None) -> sa.Engine:
     """Return a (cached) engine for the audit database, creating the schema on first use."""
     url = url or get_settings().resolved_audit_db_url()
-    engine = _engines.get(url)
-    if engine is None:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        engine = sa.create_engine(url, connect_args=connect_args)
-        try:
-            metadata.create_all(engine)
-            if engine.dialect.name == "sqlite":
-                with engine.begin() as conn:
-                    for stmt in _SQLITE_GUARDS:
-                        conn.exec_driver_sql(stmt)
-        except SQLAlchemyError as e:
-            raise AuditError(f"cannot open audit database {engine.url!r}: {e}") from e
-        _engines[url] = engine
+    with _engines_lock:
+        return _engines.get(url) or _create_engine(url)
+
+
+def _create_engine(url: str) -> sa.Engine:
+    connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+    engine = sa.create_engine(url, connect_args=connect_args)
+    try:
+        metadata.create_all(engine)
+        if engine.dialect.name == "sqlite":
+            with engine.begin() as conn:
+                for stmt in _SQLITE_GUARDS:
+                    conn.exec_driver_sql(stmt)
+    except SQLAlchemyError as e:
+        raise AuditError(f"cannot open audit database {engine.url!r}: {e}") from e
+    _engines[url] = engine
     return engine
 
 
@@ -192,6 +198,11 @@ def append_audit(
             return AuditRecord(rid, ts, actor, action, subject, before, after, run_id, prev, h)
         except SAIntegrityError:
             continue  # a concurrent writer appended first: retry on the new head
+        except OperationalError as e:
+            if "locked" not in str(e):
+                raise AuditError(f"cannot append to audit log: {e}") from e
+            time.sleep(0.05)  # SQLite writer lock held by another process: retry
+            continue
         except SQLAlchemyError as e:
             raise AuditError(f"cannot append to audit log: {e}") from e
     raise AuditError(f"cannot append to audit log: head kept moving after {retries} attempts")
