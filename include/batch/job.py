@@ -1,0 +1,471 @@
+"""The streaming ONNX batch job: Parquet in, Parquet (keys + predictions) and a manifest out.
+
+For each input file ``<stem>.parquet`` the job writes ``<stem>.parquet`` (the key columns plus the
+model's outputs) and then ``<stem>.manifest.json`` into the output folder. Both are written to a
+hidden temporary name and renamed into place, the manifest last, so a reader that sees a manifest
+sees a complete output, and a killed job leaves no ``*.parquet`` behind. A file whose manifest
+already records the same model (version and sha256) and the same input fingerprint is skipped
+unless ``force`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from include.batch import storage
+from include.batch.columns import ONNX_TO_NUMPY, ColumnPlan, ModelInput, load_feature_names, plan_columns
+from include.batch.errors import (
+    BatchError,
+    BatchInputError,
+    BatchModelError,
+    BatchOutputError,
+    FeatureMismatchError,
+    ProviderUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = "modelgate.batch.manifest/1"
+"""Value of the ``schema`` field of every manifest this job writes."""
+
+Providers = Literal["auto", "cpu", "cuda"]
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+_READ_BUFFER = 8 << 20
+_LOG_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Arguments of one batch-job run (the command line, as data).
+
+    Attributes:
+        model_uri: ``models:/name@alias``, ``models:/name/N``, a ``.onnx`` file or an MLflow model dir.
+        input: a Parquet file or a folder of ``*.parquet`` partitions (local path or URL).
+        output: the output folder (local path or URL); created when missing.
+        providers: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``.
+        batch_rows: rows per record batch read, scored and written.
+        features: feature columns in the model's order (overrides the default rule).
+        feature_spec: a feature spec JSON whose names are the feature columns.
+        keys: columns carried through (default: every column that is not a feature).
+        force: score again even when the manifest says the output is current.
+        tracking_uri: MLflow server for ``models:/`` URIs (default from settings).
+        progress: show a progress bar; ``None`` shows one when stderr is a terminal.
+    """
+
+    model_uri: str
+    input: str
+    output: str
+    providers: Providers = "auto"
+    batch_rows: int = 131_072
+    features: tuple[str, ...] | None = None
+    feature_spec: Path | None = None
+    keys: tuple[str, ...] | None = None
+    force: bool = False
+    tracking_uri: str | None = None
+    progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What the job did with one input file.
+
+    Attributes:
+        input: the input file.
+        output: the output Parquet file.
+        manifest: the manifest file.
+        status: ``"scored"`` or ``"skipped"`` (the manifest was current).
+        rows: rows scored (or recorded, when skipped).
+        duration_s: seconds spent on this file.
+        rows_per_s: rows per second (0 when skipped).
+    """
+
+    input: str
+    output: str
+    manifest: str
+    status: Literal["scored", "skipped"]
+    rows: int
+    duration_s: float
+    rows_per_s: float
+
+
+@dataclass
+class _Model:
+    uri: str
+    name: str | None
+    version: str | None
+    sha256: str
+    session: Any
+    providers: list[str]
+    inputs: tuple[ModelInput, ...]
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def on_gpu(self) -> bool:
+        return bool(self.providers and self.providers[0] == _CUDA)
+
+
+def choose_providers(requested: Providers, available: Sequence[str]) -> list[str]:
+    """Map ``--providers`` to an onnxruntime provider list.
+
+    Args:
+        requested: ``auto``, ``cpu`` or ``cuda``.
+        available: ``onnxruntime.get_available_providers()``.
+
+    Returns:
+        Providers in priority order.
+
+    Raises:
+        ProviderUnavailableError: ``cuda`` was requested and this onnxruntime has no CUDA provider.
+    """
+    if requested == "cpu":
+        return [_CPU]
+    if requested == "cuda" and _CUDA not in available:
+        raise ProviderUnavailableError(
+            f"--providers cuda: this onnxruntime offers only {list(available)}; install onnxruntime-gpu "
+            "and run on a machine with an NVIDIA GPU, or use --providers auto|cpu"
+        )
+    return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+
+
+def load_model(uri: str, providers: Providers, tracking_uri: str | None = None) -> _Model:
+    """Resolve, verify and load a model into an onnxruntime session.
+
+    Args:
+        uri: the model URI (see :class:`BatchConfig`).
+        providers: ``auto``, ``cpu`` or ``cuda``.
+        tracking_uri: MLflow server for ``models:/`` URIs.
+
+    Returns:
+        The loaded model with its identity and signature.
+
+    Raises:
+        BatchModelError: the file is not a loadable ONNX model or has no tensor outputs.
+        ProviderUnavailableError: see :func:`choose_providers`.
+        ModelgateError: resolution failed (not found, sha256 mismatch).
+    """
+    import onnxruntime as ort
+
+    from include.registry.resolve import resolve_model_uri
+
+    resolved = resolve_model_uri(uri, tracking_uri=tracking_uri)
+    chosen = choose_providers(providers, ort.get_available_providers())
+    try:
+        sess = ort.InferenceSession(str(resolved.path), providers=chosen)
+    except Exception as e:  # onnxruntime raises several unrelated types for bad files
+        raise BatchModelError(f"{uri}: onnxruntime cannot load {resolved.path.name} ({e})") from e
+    inputs = []
+    for i in sess.get_inputs():
+        dtype = ONNX_TO_NUMPY.get(i.type)
+        if dtype is None:
+            raise BatchModelError(
+                f"{uri}: input {i.name!r} has type {i.type}; the batch job feeds numeric tensors"
+            )
+        inputs.append(ModelInput(i.name, dtype, tuple(i.shape)))
+    outputs = [o.name for o in sess.get_outputs() if str(o.type).startswith("tensor(")]
+    skipped = [o.name for o in sess.get_outputs() if o.name not in outputs]
+    if skipped:
+        log.warning("event=skip_outputs model=%s outputs=%s reason=not_tensors", uri, skipped)
+    if not outputs:
+        raise BatchModelError(f"{uri}: the model has no tensor outputs (export classifiers without ZipMap)")
+    used = sess.get_providers()
+    log.info(
+        "event=model_loaded uri=%s version=%s sha256=%s providers=%s",
+        uri,
+        resolved.version,
+        resolved.sha256[:12],
+        used,
+    )
+    return _Model(uri, resolved.name, resolved.version, resolved.sha256, sess, used, tuple(inputs), outputs)
+
+
+def _feature_matrix(batch: pa.RecordBatch, plan: ColumnPlan, source: str) -> dict[str, np.ndarray]:
+    feed: dict[str, np.ndarray] = {}
+    if plan.mode == "matrix":
+        inp = plan.inputs[0]
+        x = np.empty((batch.num_rows, len(plan.features)), dtype=inp.dtype)
+        for j, name in enumerate(plan.features):
+            col = batch.column(name)
+            if col.null_count:
+                raise BatchInputError(f"{source}: feature column {name!r} has {col.null_count} null value(s)")
+            x[:, j] = col.to_numpy(zero_copy_only=False)
+        feed[inp.name] = x
+        return feed
+    for inp in plan.inputs:
+        col = batch.column(inp.name)
+        if col.null_count:
+            raise BatchInputError(f"{source}: feature column {inp.name!r} has {col.null_count} null value(s)")
+        arr = np.asarray(col.to_numpy(zero_copy_only=False), dtype=inp.dtype)
+        feed[inp.name] = arr.reshape(-1, 1) if len(inp.shape) == 2 else arr
+    return feed
+
+
+def _run(model: _Model, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    if not model.on_gpu:
+        return list(model.session.run(model.outputs, feed))
+    binding = model.session.io_binding()
+    for name, arr in feed.items():
+        binding.bind_cpu_input(name, arr)
+    for name in model.outputs:
+        binding.bind_output(name, "cuda")
+    model.session.run_with_iobinding(binding)
+    return list(binding.copy_outputs_to_cpu())
+
+
+def _output_columns(model: _Model, results: list[np.ndarray], n: int) -> list[tuple[str, pa.Array]]:
+    cols: list[tuple[str, pa.Array]] = []
+    for name, arr in zip(model.outputs, results, strict=True):
+        a = np.asarray(arr)
+        if a.ndim == 0 or a.shape[0] != n:
+            raise BatchModelError(
+                f"{model.uri}: output {name!r} has shape {list(a.shape)}, not one row per input row"
+            )
+        if a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1):
+            cols.append((name, pa.array(a.reshape(n))))
+        elif a.ndim == 2:
+            cols.extend((f"{name}_{j}", pa.array(np.ascontiguousarray(a[:, j]))) for j in range(a.shape[1]))
+        else:
+            raise BatchModelError(
+                f"{model.uri}: output {name!r} has {a.ndim} dimensions; the job writes 1-D or 2-D outputs"
+            )
+    return cols
+
+
+class _Progress:
+    """A tqdm bar on a terminal, else a structured log line every few seconds."""
+
+    def __init__(self, total: int, label: str, bar: bool) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.t0 = self.last = time.monotonic()
+        self.bar: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, unit="rows", unit_scale=True, desc=label, file=sys.stderr, leave=False
+            )
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= _LOG_EVERY_S:
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            log.info(
+                "event=progress file=%s rows_done=%d rows_total=%d rows_per_s=%.0f",
+                self.label,
+                self.done,
+                self.total,
+                rate,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _open_parquet(fs: pafs.FileSystem, path: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(fs.open_input_file(path), buffer_size=_READ_BUFFER)
+    except (OSError, pa.ArrowException) as e:
+        raise BatchInputError(f"{path}: not a readable Parquet file ({e})") from e
+
+
+def _manifest_is_current(doc: dict[str, Any] | None, model: _Model, fp: Callable[[], str]) -> bool:
+    if not doc or doc.get("schema") != MANIFEST_SCHEMA:
+        return False
+    m = doc.get("model", {})
+    if m.get("sha256") != model.sha256 or m.get("version") != model.version:
+        return False
+    return bool(doc.get("input", {}).get("fingerprint") == fp())
+
+
+def _stream(
+    pf: pq.ParquetFile, plan: ColumnPlan, model: _Model, src: str, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    columns = list(dict.fromkeys([*plan.features, *plan.keys]))
+    try:
+        batches = pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=True)
+        for batch in batches:
+            results = _run(model, _feature_matrix(batch, plan, src))
+            cols = [(k, batch.column(k)) for k in plan.keys] + _output_columns(model, results, batch.num_rows)
+            yield pa.RecordBatch.from_arrays([c for _, c in cols], names=[k for k, _ in cols])
+    except pa.ArrowException as e:
+        raise BatchInputError(f"{src}: cannot decode the Parquet data ({e})") from e
+
+
+def score_file(
+    fs: pafs.FileSystem,
+    src: str,
+    out_dir: str,
+    model: _Model,
+    config: BatchConfig,
+    features: Sequence[str] | None,
+) -> FileResult:
+    """Score one Parquet file into ``out_dir`` (output, then manifest, each atomically).
+
+    Args:
+        fs: the file system of input and output.
+        src: the input file.
+        out_dir: the output folder (exists).
+        model: the loaded model.
+        config: the run's arguments.
+        features: explicit feature names, or ``None`` for the default rule.
+
+    Returns:
+        What was done.
+
+    Raises:
+        BatchInputError: the file is unreadable, empty, or its columns do not fit the model.
+        BatchOutputError: the output cannot be written.
+    """
+    t0 = time.monotonic()
+    stem = storage.basename(src).removesuffix(".parquet")
+    out, man = storage.join(out_dir, f"{stem}.parquet"), storage.join(out_dir, f"{stem}.manifest.json")
+    storage.remove_stale_tmp(fs, out_dir, f"{stem}.parquet")
+    storage.remove_stale_tmp(fs, out_dir, f"{stem}.manifest.json")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fp_future: Future[str] = pool.submit(storage.fingerprint, fs, src)
+        old = storage.read_json(fs, man)
+        if (
+            not config.force
+            and storage.exists(fs, out)
+            and _manifest_is_current(old, model, fp_future.result)
+        ):
+            rows = int(old["output"]["rows"]) if old else 0
+            log.info("event=skip file=%s reason=manifest_current manifest=%s", src, man)
+            return FileResult(src, out, man, "skipped", rows, time.monotonic() - t0, 0.0)
+        pf = _open_parquet(fs, src)
+        total = pf.metadata.num_rows
+        if total == 0:
+            raise BatchInputError(f"{src}: empty partition (0 rows)")
+        plan = plan_columns(pf.schema_arrow, model.inputs, source=src, features=features, keys=config.keys)
+        clash = sorted(set(plan.keys) & {o for o in model.outputs})
+        if clash:
+            raise FeatureMismatchError(f"{src}: key column(s) {clash} have the same name as model outputs")
+        if old is not None:
+            storage.delete_quietly(fs, man)
+        rows = _write_output(fs, pf, plan, model, src, out, config, total)
+        fingerprint = fp_future.result()
+    duration = time.monotonic() - t0
+    rate = rows / max(duration, 1e-9)
+    doc = {
+        "schema": MANIFEST_SCHEMA,
+        "input": {"path": src, "fingerprint": fingerprint, "rows": total},
+        "output": {"path": storage.basename(out), "rows": rows, "key_columns": list(plan.keys)},
+        "model": {"uri": model.uri, "name": model.name, "version": model.version, "sha256": model.sha256},
+        "features": list(plan.features),
+        "providers": model.providers,
+        "batch_rows": config.batch_rows,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": round(duration, 4),
+        "rows_per_s": round(rate, 1),
+    }
+    storage.write_json_atomic(fs, man, doc)
+    log.info(
+        "event=scored file=%s rows=%d duration_s=%.3f rows_per_s=%.0f output=%s",
+        src,
+        rows,
+        duration,
+        rate,
+        out,
+    )
+    return FileResult(src, out, man, "scored", rows, duration, rate)
+
+
+def _write_output(
+    fs: pafs.FileSystem,
+    pf: pq.ParquetFile,
+    plan: ColumnPlan,
+    model: _Model,
+    src: str,
+    out: str,
+    config: BatchConfig,
+    total: int,
+) -> int:
+    folder, name = out.rsplit("/", 1)
+    tmp = storage.tmp_name(fs, folder, name)
+    show_bar = sys.stderr.isatty() if config.progress is None else config.progress
+    progress = _Progress(total, storage.basename(src), show_bar)
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for batch in _stream(pf, plan, model, src, config.batch_rows):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema, filesystem=fs)
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            progress.update(batch.num_rows)
+        if writer is None:
+            raise BatchInputError(f"{src}: empty partition (no record batches)")
+        writer.close()
+        writer = None
+        if rows != total:
+            raise BatchInputError(f"{src}: read {rows} rows but the file's metadata says {total}")
+        fs.move(tmp, out)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # already failing; the temp file is removed next
+                log.debug("closing the writer of %s failed", tmp, exc_info=True)
+        storage.delete_quietly(fs, tmp)
+        raise
+    finally:
+        progress.close()
+    return rows
+
+
+def run_batch(config: BatchConfig) -> list[FileResult]:
+    """Score every input file of ``config`` with one model, file by file.
+
+    Args:
+        config: the run's arguments.
+
+    Returns:
+        One result per input file, in file order.
+
+    Raises:
+        BatchError: bad arguments, input or output (the message names the file and the problem).
+        ModelgateError: the model could not be resolved or verified.
+    """
+    if config.batch_rows < 1:
+        raise BatchError(f"--batch-rows must be at least 1, got {config.batch_rows}")
+    if config.features is not None and config.feature_spec is not None:
+        raise BatchError("give either --features or --feature-spec, not both")
+    features = load_feature_names(config.feature_spec) if config.feature_spec else config.features
+    in_fs, in_path = storage.filesystem(config.input)
+    files = storage.list_input_files(in_fs, in_path, config.input)
+    out_fs, out_dir = storage.filesystem(config.output)
+    if type(out_fs) is not type(in_fs):
+        raise BatchOutputError("input and output must be on the same kind of file system")
+    if out_fs.get_file_info(out_dir).type == pafs.FileType.File:
+        raise BatchOutputError(f"{config.output}: is a file; --output must be a folder")
+    created = out_fs.get_file_info(out_dir).type == pafs.FileType.NotFound
+    try:
+        out_fs.create_dir(out_dir, recursive=True)
+    except OSError as e:
+        raise BatchOutputError(f"{config.output}: cannot create the output folder ({e})") from e
+    try:
+        model = load_model(config.model_uri, config.providers, config.tracking_uri)
+        return [score_file(in_fs, f, out_dir, model, config, features) for f in files]
+    except BaseException:
+        if created and not out_fs.get_file_info(pafs.FileSelector(out_dir, allow_not_found=True)):
+            out_fs.delete_dir(out_dir)
+        raise
