@@ -1,0 +1,447 @@
+"""The HTTP adapter: a raw ASGI app that only translates between HTTP and the data plane."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from router import __version__
+from router.auth import KeyRing
+from router.codecs import decode_json, mlflow_feeds, mlflow_response, oip_feeds, oip_response
+from router.dataplane import DataPlane, RouteTable
+from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
+from router.metrics import render_metrics
+from router.openapi import openapi_document
+from router.routes import load_document, parse_document, parse_model_routes
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = b"application/json"
+_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class RouterApp:
+    """The ASGI application (``create_app`` builds it).
+
+    Args:
+        plane: the data plane.
+        keys: the accepted bearer keys.
+    """
+
+    def __init__(self, plane: DataPlane, keys: KeyRing) -> None:
+        self.plane = plane
+        self.keys = keys
+        self.settings = plane.settings
+        self.max_body = plane.settings.max_body_bytes
+        self._admin_lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._state_mtime = 0
+        self.http_responses: dict[int, int] = {}
+        self.in_flight = 0
+        self._openapi = orjson.dumps(openapi_document())
+
+    # ------------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except RouterError as e:
+                    log.error("startup failed: %s", e.message)
+                    await send({"type": "lifespan.startup.failed", "message": e.message})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Load the routes (persisted state if it derives from the same file), start the writers."""
+        plane = self.plane
+        doc = None
+        origin = None
+        if self.settings.routes is not None:
+            raw = await asyncio.to_thread(_read_bytes, self.settings.routes)
+            from router.dataplane import doc_sha
+
+            origin = doc_sha(raw)
+            doc = await asyncio.to_thread(load_document, self.settings.routes)
+        plane.origin_sha = origin
+        state = _read_state(plane.state_path)
+        fresh = True
+        if state is not None and state.get("origin_sha") == origin and "document" in state:
+            try:
+                doc = parse_document(state["document"])
+                fresh = False
+                self._state_mtime = plane.state_path.stat().st_mtime_ns
+            except RouterError as e:
+                log.warning("ignoring persisted routes state: %s", e.message)
+        if doc is None:
+            doc = parse_document({})
+        table = await asyncio.to_thread(plane.build_table, doc)
+        plane.install(table)
+        if fresh:
+            plane.persist_state()
+            self._state_mtime = plane.state_path.stat().st_mtime_ns
+        plane.start()
+        plane.ready = True
+        self._poll_task = asyncio.create_task(self._poll_state())
+        log.info("router ready: models %s (pid %d)", sorted(table.models), os.getpid())
+
+    async def shutdown(self) -> None:
+        """Stop taking work, finish shadow work, flush events."""
+        self.plane.ready = False
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+        await asyncio.to_thread(self.plane.stop)
+        sink = self.plane.sink
+        if sink is not None:
+            log.info("events flushed: %d written, %d dropped", sink.written, sink.dropped)
+
+    async def _poll_state(self) -> None:
+        """Follow the shared state file, so that every worker serves what another worker accepted."""
+        plane = self.plane
+        while True:
+            await asyncio.sleep(self.settings.state_poll_seconds)
+            try:
+                mtime = plane.state_path.stat().st_mtime_ns
+            except OSError:
+                continue
+            if mtime == self._state_mtime:
+                continue
+            self._state_mtime = mtime
+            state = _read_state(plane.state_path)
+            if not state or state.get("pid") == os.getpid() or "document" not in state:
+                continue
+            async with self._admin_lock:
+                try:
+                    doc = parse_document(state["document"])
+                    if doc.dump() == plane.table.doc.dump():
+                        continue
+                    table = await asyncio.to_thread(plane.build_table, doc)
+                    plane.install(table)
+                    log.info("followed routes state written by pid %s", state.get("pid"))
+                except RouterError as e:
+                    plane.report_error("routes.follow", "routes:*", e)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.in_flight += 1
+        try:
+            status, body, headers = await self._dispatch(scope, receive)
+        except RouterError as e:
+            status, body, headers = e.status, orjson.dumps({"error": e.message, "code": e.code}), []
+        except Exception as e:  # last line: log, answer JSON, never a traceback on the wire
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            status = 500
+            body = orjson.dumps({"error": f"internal error: {type(e).__name__}", "code": "internal"})
+            headers = []
+        finally:
+            self.in_flight -= 1
+        ctype = _TEXT if scope["path"] == "/metrics" and status == 200 else _JSON
+        hdrs = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *headers]
+        if self.plane.draining:
+            hdrs.append((b"connection", b"close"))
+        self.http_responses[status] = self.http_responses.get(status, 0) + 1
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(self, receive: Receive, content_length: int) -> bytes:
+        if content_length > self.max_body:
+            raise PayloadTooLarge(
+                f"request body of {content_length} bytes exceeds the limit of {self.max_body}"
+            )
+        chunks = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise BadRequest("client disconnected before sending the whole body")
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body} bytes")
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        path: str = scope["path"]
+        h: dict[bytes, bytes] = dict(scope["headers"])
+        if method == "POST":
+            if path == "/invocations" or (path.startswith("/models/") and path.endswith("/invocations")):
+                body = await self._read_body(receive, _int(h.get(b"content-length")))
+                if path == "/invocations":
+                    name = self.plane.table.default_model
+                    if name is None:
+                        raise NotFound("no model is served, so /invocations has no default model")
+                else:
+                    name = path[len("/models/") : -len("/invocations")]
+                return self._score(name, body, h, mlflow=True, version=None)
+            if path.startswith("/v2/models/") and path.endswith("/infer"):
+                body = await self._read_body(receive, _int(h.get(b"content-length")))
+                parts = path[len("/v2/models/") : -len("/infer")].rstrip("/").split("/")
+                if len(parts) == 1:
+                    return self._score(parts[0], body, h, mlflow=False, version=None)
+                if len(parts) == 3 and parts[1] == "versions":
+                    return self._score(parts[0], body, h, mlflow=False, version=parts[2])
+                raise NotFound(f"no such path {path}")
+        if path.startswith("/admin/"):
+            return await self._admin(method, path, scope, receive, h)
+        if method != "GET" and method != "HEAD":
+            if path in _GET_PATHS or path.startswith("/v2/models/"):
+                return (
+                    405,
+                    orjson.dumps(
+                        {"error": f"{method} is not allowed on {path}", "code": "method_not_allowed"}
+                    ),
+                    [],
+                )
+            raise NotFound(f"no such path {path}")
+        return self._get(path)
+
+    def _score(
+        self, name: str, body: bytes, h: dict[bytes, bytes], mlflow: bool, version: str | None
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        if not plane.ready:
+            raise NotReady("router is not ready")
+        req = decode_json(body)
+        pin_raw = h.get(b"x-variant")
+        pin = None
+        if pin_raw is not None:
+            key = self.keys.identify(h.get(b"authorization"))
+            plane.check_pin(key.roles if key else None)
+            pin = pin_raw.decode("latin-1")
+        rid_raw = h.get(b"x-request-id")
+        request_id = rid_raw.decode("latin-1")[:128] if rid_raw else plane.next_request_id()
+        consent_raw = h.get(b"x-consent")
+        consent = consent_raw is not None and consent_raw.lower() in (b"1", b"true", b"yes")
+        records = [False]
+
+        def parse(model: Any, allow_non_finite: bool) -> Any:
+            if mlflow:
+                feeds, records[0] = mlflow_feeds(req, model, allow_non_finite)
+                return feeds
+            return oip_feeds(req, model, allow_non_finite)
+
+        scored = plane.score(name, parse, h.get(b"x-unit-id"), pin, consent, request_id, version)
+        v = scored.variant
+        if mlflow:
+            out = mlflow_response(v.model, scored.outputs, records[0])
+        else:
+            out = oip_response(name, v.version, request_id, v.model, scored.outputs)
+        return (
+            200,
+            out,
+            [
+                (b"x-variant", v.name.encode()),
+                (b"x-model-version", v.version_header),
+                (b"x-request-id", request_id.encode("latin-1")),
+            ],
+        )
+
+    def _get(self, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        if path == "/v2/health/live":
+            return 200, b'{"live":true}', []
+        if path == "/v2/health/ready":
+            ok = plane.ready and not plane.draining
+            return (200 if ok else 503), orjson.dumps({"ready": ok}), []
+        if path == "/metrics":
+            return 200, render_metrics(plane, self).encode(), []
+        if path == "/openapi.json":
+            return 200, self._openapi, []
+        if path == "/v2":
+            return (
+                200,
+                orjson.dumps({"name": "modelgate-router", "version": __version__, "extensions": []}),
+                [],
+            )
+        if path.startswith("/v2/models/"):
+            parts = path[len("/v2/models/") :].rstrip("/").split("/")
+            mt = plane.model_table(parts[0])
+            if len(parts) == 1:
+                return 200, orjson.dumps(mt.primary().model.metadata(mt.name)), []
+            if len(parts) == 2 and parts[1] == "ready":
+                ok = plane.ready and not plane.draining
+                return (200 if ok else 503), orjson.dumps({"name": mt.name, "ready": ok}), []
+            if len(parts) >= 3 and parts[1] == "versions":
+                v = plane.choose(mt, None, None, parts[2])
+                if len(parts) == 3:
+                    meta = v.model.metadata(mt.name)
+                    meta["versions"] = [v.version]
+                    return 200, orjson.dumps(meta), []
+                if len(parts) == 4 and parts[3] == "ready":
+                    return 200, orjson.dumps({"name": mt.name, "ready": plane.ready}), []
+        raise NotFound(f"no such path {path}")
+
+    # ------------------------------------------------------------------ admin
+
+    async def _admin(
+        self, method: str, path: str, scope: Scope, receive: Receive, h: dict[bytes, bytes]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        auth = h.get(b"authorization")
+        parts = path[len("/admin/") :].rstrip("/").split("/")
+        if method == "GET":
+            self.keys.require(auth, "read")
+            if parts == ["routes"]:
+                return _ok({"revision": plane.table.revision, "document": plane.table.doc.dump()})
+            if len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
+                mt = plane.model_table(parts[1])
+                return _ok({"model": mt.name, "revision": plane.table.revision, "routes": _dump(mt)})
+            if parts == ["stats"]:
+                return _ok({"variants": plane.all_stats()})
+            if parts == ["guard", "events"]:
+                return _ok({"events": plane.guard_events})
+            if parts == ["changes"]:
+                qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                limit = _int(qs.get("limit", ["1000"])[0].encode(), 1000)
+                return _ok({"changes": plane.changes(max(1, min(limit, 100_000)))})
+            if parts == ["errors"]:
+                return _ok({"errors": plane.load_errors})
+            raise NotFound(f"no such admin path {path}")
+        if method in ("PUT", "POST", "DELETE"):
+            key = self.keys.require(auth, "admin")
+            if method == "PUT" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
+                body = await self._read_body(receive, _int(h.get(b"content-length")))
+                return await self._put_routes(parts[1], body, key.name)
+            if method == "DELETE" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
+                return await self._delete_routes(parts[1], key.name)
+            if method == "POST" and parts == ["reload"]:
+                return await self._reload(key.name)
+            raise NotFound(f"no such admin path {method} {path}")
+        return (
+            405,
+            orjson.dumps({"error": f"{method} is not allowed on {path}", "code": "method_not_allowed"}),
+            [],
+        )
+
+    async def _put_routes(
+        self, name: str, body: bytes, actor: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        from router.routes import NAME_PATTERN
+
+        plane = self.plane
+        import re
+
+        if not re.match(NAME_PATTERN, name):
+            raise BadRequest(f"model name {name!r} must match {NAME_PATTERN}")
+        routes = parse_model_routes(decode_json(body), name)
+        async with self._admin_lock:
+            before = _dump(plane.table.models[name]) if name in plane.table.models else None
+            try:
+                mt = await asyncio.to_thread(plane.build_model, name, routes)
+            except RouterError as e:
+                plane.report_error("routes.put", f"routes:{name}", e)
+                raise
+            plane.install(plane.replace_model(name, mt))
+            after = _dump(mt)
+            plane.record_change(actor, "routes.put", f"routes:{name}", before, after)
+        return _ok({"model": name, "revision": plane.table.revision, "routes": after})
+
+    async def _delete_routes(self, name: str, actor: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        async with self._admin_lock:
+            mt = plane.model_table(name)
+            before = _dump(mt)
+            plane.install(plane.replace_model(name, None))
+            plane.record_change(actor, "routes.delete", f"routes:{name}", before, None)
+        return _ok({"model": name, "revision": plane.table.revision, "deleted": True})
+
+    async def _reload(self, actor: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        path = self.settings.routes
+        if path is None:
+            raise BadRequest("the router was started without a routes file, so there is nothing to reload")
+        async with self._admin_lock:
+            before = plane.table.doc.dump()
+            try:
+                doc = await asyncio.to_thread(load_document, path)
+                table: RouteTable = await asyncio.to_thread(plane.build_table, doc)
+            except RouterError as e:
+                plane.report_error("routes.reload", "routes:*", e)
+                raise
+            from router.dataplane import doc_sha
+
+            plane.origin_sha = doc_sha(await asyncio.to_thread(_read_bytes, path))
+            plane.install(table)
+            plane.record_change(actor, "routes.reload", "routes:*", before, doc.dump())
+        return _ok({"revision": plane.table.revision, "document": doc.dump()})
+
+
+_GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}
+
+
+def _ok(data: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    return 200, orjson.dumps(data), []
+
+
+def _dump(mt: Any) -> dict[str, Any]:
+    return mt.routes.model_dump(mode="json", exclude_none=True)
+
+
+def _int(raw: bytes | None, default: int = 0) -> int:
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return default
+
+
+def _read_bytes(path: Any) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        from router.errors import RoutesInvalid
+
+        raise RoutesInvalid(f"cannot read routes file {path}: {e.strerror}") from e
+
+
+def _read_state(path: Any) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def create_app(plane: DataPlane, keys: KeyRing) -> RouterApp:
+    """Build the ASGI app around a data plane (the plane's routes load at lifespan startup).
+
+    Args:
+        plane: the data plane.
+        keys: the accepted keys.
+
+    Returns:
+        The app.
+    """
+    return RouterApp(plane, keys)

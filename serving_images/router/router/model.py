@@ -1,0 +1,213 @@
+"""One loaded ONNX model: an onnxruntime session, its signature, warm-up and prediction."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from router.errors import BadRequest, InferenceError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# onnxruntime type string -> (numpy dtype, OIP v2 datatype)
+_TYPES: dict[str, tuple[Any, str]] = {
+    "tensor(float)": (np.float32, "FP32"),
+    "tensor(double)": (np.float64, "FP64"),
+    "tensor(float16)": (np.float16, "FP16"),
+    "tensor(int64)": (np.int64, "INT64"),
+    "tensor(int32)": (np.int32, "INT32"),
+    "tensor(int16)": (np.int16, "INT16"),
+    "tensor(int8)": (np.int8, "INT8"),
+    "tensor(uint8)": (np.uint8, "UINT8"),
+    "tensor(uint16)": (np.uint16, "UINT16"),
+    "tensor(uint32)": (np.uint32, "UINT32"),
+    "tensor(uint64)": (np.uint64, "UINT64"),
+    "tensor(bool)": (np.bool_, "BOOL"),
+}
+DATATYPES = {v[1]: v[0] for v in _TYPES.values()}
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file's bytes.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+    """
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, numpy dtype, OIP datatype and shape (``-1`` for a free dimension) of a tensor."""
+
+    name: str
+    dtype: Any
+    datatype: str
+    shape: tuple[int, ...]
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the OIP v2 metadata entry."""
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+def _spec(arg: Any) -> TensorSpec:
+    if arg.type not in _TYPES:
+        raise ModelLoadError(f"tensor {arg.name!r} has unsupported type {arg.type}")
+    dtype, datatype = _TYPES[arg.type]
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or []))
+    return TensorSpec(arg.name, dtype, datatype, shape)
+
+
+def _score_index(outputs: tuple[TensorSpec, ...]) -> int:
+    for i, o in enumerate(outputs):
+        if o.name == "probabilities":
+            return i
+    for i, o in enumerate(outputs):
+        if np.issubdtype(o.dtype, np.floating):
+            return i
+    return 0
+
+
+class OnnxModel:
+    """A warmed-up onnxruntime session with its signature.
+
+    Args:
+        path: the ``.onnx`` file.
+        sha256: hex sha256 of the file's bytes (already verified by the caller).
+        version: what ``X-Model-Version`` reports (registry version number or sha256 prefix).
+        source: the URI it was loaded from.
+
+    Raises:
+        ModelLoadError: the file does not load in onnxruntime or fails its warm-up run.
+    """
+
+    def __init__(self, path: Path, sha256: str, version: str, source: str) -> None:
+        self.path = path
+        self.sha256 = sha256
+        self.version = version
+        self.source = source
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises several unrelated types for bad files
+            raise ModelLoadError(f"{source}: onnxruntime cannot load the model: {e}") from e
+        try:
+            self.inputs = tuple(_spec(a) for a in self.session.get_inputs())
+            self.outputs = tuple(_spec(a) for a in self.session.get_outputs())
+        except ModelLoadError as e:
+            raise ModelLoadError(f"{source}: {e.message}") from e
+        self.input_names = tuple(i.name for i in self.inputs)
+        self.output_names = [o.name for o in self.outputs]
+        self.score_index = _score_index(self.outputs)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Run the model once on a zero batch of one row so the first request is not slow.
+
+        Raises:
+            ModelLoadError: the warm-up run fails.
+        """
+        feeds = {
+            i.name: np.zeros(tuple(1 if d < 0 else d for d in i.shape), dtype=i.dtype) for i in self.inputs
+        }
+        try:
+            for _ in range(3):
+                self.session.run(self.output_names, feeds)
+        except Exception as e:
+            raise ModelLoadError(f"{self.source}: warm-up run failed: {e}") from e
+
+    def check(self, name: str, arr: np.ndarray, spec: TensorSpec, allow_non_finite: bool) -> np.ndarray:
+        """Check one input array against its spec.
+
+        Args:
+            name: the input name, for messages.
+            arr: the array.
+            spec: the input's spec.
+            allow_non_finite: accept NaN and infinity.
+
+        Returns:
+            The array, unchanged.
+
+        Raises:
+            BadRequest: rank, a fixed dimension, or finiteness does not fit.
+        """
+        if arr.ndim != len(spec.shape):
+            raise BadRequest(
+                f"input {name!r} must have {len(spec.shape)} dimensions {list(spec.shape)}, "
+                f"got shape {list(arr.shape)}"
+            )
+        for got, want in zip(arr.shape, spec.shape, strict=True):
+            if want >= 0 and got != want:
+                raise BadRequest(f"input {name!r} must have shape {list(spec.shape)}, got {list(arr.shape)}")
+        if arr.size == 0:
+            raise BadRequest(f"input {name!r} is empty (shape {list(arr.shape)})")
+        if not allow_non_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise BadRequest(f"input {name!r} contains NaN or infinity, which this model does not accept")
+        return arr
+
+    def predict(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Score checked inputs.
+
+        Args:
+            feeds: input name to array, already checked.
+
+        Returns:
+            The outputs, in ``output_names`` order.
+
+        Raises:
+            InferenceError: onnxruntime fails on the input.
+        """
+        try:
+            return self.session.run(self.output_names, feeds)
+        except Exception as e:
+            raise InferenceError(f"model {self.source} failed: {e}") from e
+
+    def score(self, outputs: list[np.ndarray]) -> float:
+        """Return the prediction summary of a batch: the mean positive-class score (or mean output).
+
+        Args:
+            outputs: the outputs of ``predict``.
+
+        Returns:
+            A float summary.
+        """
+        out = outputs[self.score_index]
+        if out.ndim == 2 and out.shape[1] == 2:
+            return float(out[:, 1].mean())
+        return float(np.asarray(out, dtype=np.float64).mean()) if out.size else 0.0
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        """Return OIP v2 model metadata.
+
+        Args:
+            name: the model name in URLs.
+
+        Returns:
+            The metadata document.
+        """
+        return {
+            "name": name,
+            "versions": [self.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [i.metadata() for i in self.inputs],
+            "outputs": [o.metadata() for o in self.outputs],
+        }

@@ -1,0 +1,112 @@
+"""Settings of the router (one class, env prefix ``ROUTER_``), validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiKey(BaseSettings):
+    """One API key: a name (recorded as the actor of changes), a secret token, and its roles."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    name: str
+    """Who holds the key; written to the change log as the actor."""
+
+    token: SecretStr
+    """The bearer token."""
+
+    roles: list[str] = Field(default_factory=list)
+    """``admin`` (read and change routes), ``read`` (read admin state), ``pin`` (may send ``X-Variant``)."""
+
+
+class RouterSettings(BaseSettings):
+    """Configuration read from ``ROUTER_*`` environment variables and the command line."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+
+    routes: Path | None = None
+    """Routes YAML file loaded at start (``--routes``)."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+
+    port: int = Field(default=8500, ge=0, le=65535)
+    """TCP port to bind."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes; each holds its own sessions and follows the shared routes state file."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token of the ``admin`` key (roles admin, read, pin). Without it the admin API refuses all."""
+
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    """Extra keys as JSON: ``[{"name": "ci", "token": "...", "roles": ["read"]}]``."""
+
+    state_dir: Path = Path(".local/router")
+    """Runtime state: accepted routes document, change log (JSONL), guard events, model cache."""
+
+    cache_dir: Path | None = None
+    """Download cache for registry artifacts; defaults to ``state_dir/cache``."""
+
+    events_root: str = ".local/events"
+    """Root of the Parquet event files: a local directory or an fsspec URL (``s3://bucket/events``)."""
+
+    events_enabled: bool = True
+    """Write prediction events."""
+
+    events_flush_rows: int = Field(default=20_000, ge=1)
+    """Flush the event buffer when it holds this many records."""
+
+    events_flush_seconds: float = Field(default=5.0, gt=0)
+    """Flush the event buffer at least this often."""
+
+    events_max_buffer: int = Field(default=1_000_000, ge=1)
+    """Records kept in memory while the sink fails; beyond this they are dropped and counted."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger bodies get 413."""
+
+    default_model: str | None = None
+    """Model that ``POST /invocations`` scores; defaults to the first model of the routes document."""
+
+    tracking_uri: str | None = None
+    """MLflow tracking/registry URI for ``models:/`` sources; falls back to ``MLFLOW_TRACKING_URI``."""
+
+    require_sha256: bool = True
+    """Refuse registry versions that carry no ``modelgate.sha256`` tag."""
+
+    shadow_queue: int = Field(default=1024, ge=1)
+    """Pending shadow requests; beyond this shadow scoring is skipped and counted."""
+
+    stats_window_seconds: float = Field(default=60.0, gt=0)
+    """Time window of the per-variant live statistics."""
+
+    drain_timeout_seconds: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long to wait for open connections to finish before closing them."""
+
+    ssl_certfile: Path | None = None
+    """TLS certificate (PEM); with ``ssl_keyfile`` the router serves HTTPS."""
+
+    ssl_keyfile: Path | None = None
+    """TLS private key (PEM)."""
+
+    state_poll_seconds: float = Field(default=1.0, gt=0)
+    """How often a worker checks the shared routes state file for changes made by another worker."""
+
+    log_level: str = "info"
+    """Python logging level."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"log_level must be debug, info, warning or error, not {v!r}")
+        return v.lower()
+
+    def resolved_cache_dir(self) -> Path:
+        """Return the artifact cache directory."""
+        return self.cache_dir if self.cache_dir is not None else self.state_dir / "cache"

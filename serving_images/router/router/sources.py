@@ -1,0 +1,183 @@
+"""Model sources: registry URIs (``models:/name@alias``, ``models:/name/N``) and local paths.
+
+Registry artifacts are downloaded once into a cache keyed by (name, version, sha256) and their
+``model.onnx`` is checked against the version's ``modelgate.sha256`` tag before any session exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router.errors import IntegrityError, ModelLoadError
+from router.model import sha256_file
+
+log = logging.getLogger(__name__)
+
+SHA_TAG = "modelgate.sha256"
+SEMVER_TAG = "modelgate.semver"
+_ALIAS = re.compile(r"^models:/([^/@]+)@([^/@]+)$")
+_VERSION = re.compile(r"^models:/([^/@]+)/(\d+)$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model file on local disk, verified, with what ``X-Model-Version`` should say."""
+
+    path: Path
+    sha256: str
+    version: str
+    source: str
+    semver: str | None = None
+
+
+def _onnx_in_dir(directory: Path, source: str) -> Path:
+    mlmodel = directory / "MLmodel"
+    if mlmodel.is_file():
+        try:
+            meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+            data = meta.get("flavors", {}).get("onnx", {}).get("data")
+        except (OSError, yaml.YAMLError, AttributeError) as e:
+            raise ModelLoadError(f"{source}: cannot read MLmodel: {e}") from e
+        if isinstance(data, str) and (directory / data).is_file():
+            return directory / data
+    if (directory / "model.onnx").is_file():
+        return directory / "model.onnx"
+    found = sorted(directory.glob("*.onnx"))
+    if len(found) == 1:
+        return found[0]
+    raise ModelLoadError(f"{source}: no ONNX flavour and no single .onnx file in the model directory")
+
+
+def resolve_local(uri: str) -> ResolvedModel:
+    """Resolve a local ``.onnx`` file or MLflow model directory.
+
+    Args:
+        uri: a path (``file://`` prefix allowed).
+
+    Returns:
+        The resolved model; its version is the first 12 hex digits of the file's sha256.
+
+    Raises:
+        ModelLoadError: the path does not exist or holds no ONNX model.
+    """
+    p = Path(uri.removeprefix("file://")).expanduser()
+    if p.is_dir():
+        p = _onnx_in_dir(p, uri)
+    elif not p.is_file():
+        raise ModelLoadError(
+            f"model source {uri!r} is neither a registry URI nor an existing file or directory"
+        )
+    sha = sha256_file(p)
+    return ResolvedModel(p, sha, sha[:12], uri)
+
+
+class RegistryResolver:
+    """Resolves ``models:/`` URIs through the MLflow client and caches the artifacts on disk.
+
+    Args:
+        cache_dir: where downloaded model directories live.
+        tracking_uri: MLflow tracking URI (defaults to ``MLFLOW_TRACKING_URI``).
+        require_sha256: refuse versions without a ``modelgate.sha256`` tag.
+    """
+
+    def __init__(self, cache_dir: Path, tracking_uri: str | None, require_sha256: bool = True) -> None:
+        self.cache_dir = cache_dir
+        self.tracking_uri = tracking_uri
+        self.require_sha256 = require_sha256
+
+    def _client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _version(self, client: Any, uri: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        m_alias, m_ver = _ALIAS.match(uri), _VERSION.match(uri)
+        try:
+            if m_alias:
+                return client.get_model_version_by_alias(m_alias.group(1), m_alias.group(2))
+            if m_ver:
+                return client.get_model_version(m_ver.group(1), m_ver.group(2))
+        except MlflowException as e:
+            raise ModelLoadError(f"{uri}: not found in the registry: {e.message}") from e
+        except Exception as e:  # network errors of the tracking client
+            raise ModelLoadError(f"{uri}: registry unreachable: {e}") from e
+        raise ModelLoadError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+
+    def resolve(self, uri: str) -> ResolvedModel:
+        """Resolve, download (or reuse the cache) and verify a registry URI.
+
+        Args:
+            uri: ``models:/name@alias`` or ``models:/name/N``.
+
+        Returns:
+            The verified local model.
+
+        Raises:
+            IntegrityError: the file's sha256 differs from the version's tag.
+            ModelLoadError: the version does not exist, has no tag, or cannot be downloaded.
+        """
+        client = self._client()
+        mv = self._version(client, uri)
+        name, version = str(mv.name), str(mv.version)
+        tags = dict(mv.tags or {})
+        expected = tags.get(SHA_TAG)
+        if not expected and self.require_sha256:
+            raise ModelLoadError(
+                f"{uri}: version {version} of {name!r} has no {SHA_TAG} tag; refusing to load"
+            )
+        key = expected or "untagged"
+        target = self.cache_dir / _safe(name) / f"{version}-{key[:16]}"
+        if not target.is_dir():
+            self._download(name, version, target, uri)
+        path = _onnx_in_dir(target, uri)
+        actual = sha256_file(path)
+        if expected and actual != expected:
+            shutil.rmtree(target, ignore_errors=True)
+            raise IntegrityError(
+                f"{uri}: sha256 of {path.name} is {actual} but version {version} is tagged {SHA_TAG}={expected}; "
+                "refusing to load"
+            )
+        return ResolvedModel(path, actual, version, uri, tags.get(SEMVER_TAG))
+
+    def _download(self, name: str, version: str, target: Path, uri: str) -> None:
+        import mlflow.artifacts
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=target.parent))
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp), tracking_uri=self.tracking_uri
+            )
+            os.replace(tmp, target)
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if target.is_dir():  # another worker won the race
+                return
+            raise ModelLoadError(f"{uri}: cannot download version {version} of {name!r}: {e}") from e
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+
+
+def is_registry_uri(uri: str) -> bool:
+    """Return whether ``uri`` names a registry model (``models:/...``).
+
+    Args:
+        uri: the source.
+
+    Returns:
+        True for ``models:/`` URIs.
+    """
+    return uri.startswith("models:/")
