@@ -1,0 +1,181 @@
+"""The ``modelgate`` command: trigger DAG runs through Airflow's REST API (for CI), audit, batch.
+
+Examples::
+
+    modelgate trigger model_registration --conf '{"model_name": "churn", "artifact_uri": "m.onnx"}'
+    modelgate audit verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import httpx
+
+TERMINAL = {"success", "failed"}
+
+
+class CliError(Exception):
+    """Raised when the command cannot do what was asked; the message is printed as is."""
+
+
+def _default_password() -> str | None:
+    from include.stack import StackConfig
+
+    path = StackConfig.from_env().home / "secrets" / "airflow-admin-password"
+    return path.read_text().strip() if path.exists() else None
+
+
+class AirflowClient:
+    """A small client of Airflow 3's REST API v2 with a JWT from ``/auth/token``."""
+
+    def __init__(self, url: str, username: str, password: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        try:
+            r = self.http.post("/auth/token", json={"username": username, "password": password})
+        except httpx.HTTPError as e:
+            raise CliError(f"cannot reach Airflow at {self.url}: {e}") from e
+        if r.status_code in (401, 403):
+            raise CliError(f"Airflow at {self.url} refused the credentials of user {username!r}")
+        if r.status_code >= 400:
+            raise CliError(f"Airflow at {self.url} answered {r.status_code} to /auth/token: {r.text[:300]}")
+        self.http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise CliError(f"{method} {path} failed: {e}") from e
+        if r.status_code >= 400:
+            raise CliError(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
+        return r.json() if r.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.http.get(f"/api/v2/dags/{dag_id}")
+            if r.status_code == 200:
+                return
+            if time.monotonic() > deadline:
+                raise CliError(f"DAG {dag_id!r} is not known to Airflow at {self.url} (HTTP {r.status_code})")
+            time.sleep(1.0)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """Unpause ``dag_id`` and start a run with ``conf``; return the run id."""
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        """Return the state of one run."""
+        return str(self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Return the failed task instances of a run, each with the error line from its log."""
+        tis = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        out = []
+        for ti in tis:
+            if ti["state"] != "failed":
+                continue
+            out.append({"task_id": ti["task_id"], "error": self._error_line(dag_id, run_id, ti)})
+        return out
+
+    def _error_line(self, dag_id: str, run_id: str, ti: dict[str, Any]) -> str | None:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+        r = self.http.get(path, headers={"Accept": "application/json"})
+        if r.status_code != 200:
+            return None
+        text = json.dumps(r.json())
+        for marker in ("AirflowFailException: ", "Exception: "):
+            idx = text.find(marker)
+            if idx >= 0:
+                return text[idx + len(marker) : idx + len(marker) + 300].split("\\n")[0].split('"')[0]
+        return None
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    """Trigger a DAG run, follow it to the end, print the outcome; non-zero exit when it failed."""
+    try:
+        conf = json.loads(args.conf) if args.conf else {}
+    except json.JSONDecodeError as e:
+        raise CliError(f"--conf is not valid JSON: {e}") from e
+    if not isinstance(conf, dict):
+        raise CliError("--conf must be a JSON object")
+    password = args.password or _default_password()
+    if not password:
+        raise CliError("no Airflow password: pass --password or set MODELGATE_AIRFLOW_PASSWORD")
+    client = AirflowClient(args.url, args.username, password)
+    client.wait_for_dag(args.dag_id, args.timeout)
+    run_id = client.trigger(args.dag_id, conf)
+    print(f"triggered {args.dag_id} run {run_id}")
+    if args.no_wait:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    state = "queued"
+    while state not in TERMINAL:
+        if time.monotonic() > deadline:
+            print(f"run {run_id} still {state} after {args.timeout:.0f}s", file=sys.stderr)
+            return 3
+        time.sleep(args.poll)
+        state = client.run_state(args.dag_id, run_id)
+    result: dict[str, Any] = {"dag_id": args.dag_id, "run_id": run_id, "state": state}
+    if state == "failed":
+        result["failed_tasks"] = client.failed_tasks(args.dag_id, run_id)
+    print(json.dumps(result, indent=2))
+    return 0 if state == "success" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``modelgate``."""
+    p = argparse.ArgumentParser(prog="modelgate", description="modelgate: registry → gates → promotion")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("trigger", help="trigger a DAG run through Airflow's REST API and follow it")
+    t.add_argument("dag_id")
+    t.add_argument("--conf", default="{}", help="run conf as a JSON object")
+    t.add_argument("--url", default=os.environ.get("MODELGATE_AIRFLOW_URL", "http://127.0.0.1:8080"))
+    t.add_argument("--username", default=os.environ.get("MODELGATE_AIRFLOW_USERNAME", "admin"))
+    t.add_argument(
+        "--password",
+        default=os.environ.get("MODELGATE_AIRFLOW_PASSWORD"),
+        help="default: $MODELGATE_AIRFLOW_PASSWORD, else the local stack's generated password",
+    )
+    t.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
+    t.add_argument("--poll", type=float, default=2.0)
+    t.add_argument("--no-wait", action="store_true", help="return right after triggering")
+    t.set_defaults(func=cmd_trigger)
+    a = sub.add_parser("audit", help="audit log: verify | tail")
+    a.add_argument("rest", nargs=argparse.REMAINDER)
+    a.set_defaults(func=lambda ns: _delegate("include.registry.audit", ns.rest))
+    b = sub.add_parser("batch", help="batch inference job (see docs/batch.md)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=lambda ns: _delegate("include.batch.__main__", ns.rest))
+    return p
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    mod = importlib.import_module(module)
+    return int(mod.main(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``modelgate`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
