@@ -92,12 +92,16 @@ class AirflowClient:
         r = self.http.get(path, headers={"Accept": "application/json"})
         if r.status_code != 200:
             return None
-        text = json.dumps(r.json())
-        for marker in ("AirflowFailException: ", "Exception: "):
-            idx = text.find(marker)
-            if idx >= 0:
-                return text[idx + len(marker) : idx + len(marker) + 300].split("\\n")[0].split('"')[0]
-        return None
+        content = r.json().get("content", [])
+        found: str | None = None
+        for item in content if isinstance(content, list) else []:
+            details = item.get("error_detail") if isinstance(item, dict) else None
+            for d in details or []:
+                if isinstance(d, dict) and d.get("exc_value"):
+                    found = f"{d.get('exc_type', 'Error')}: {d['exc_value']}"
+                    if d.get("exc_type") == "AirflowFailException":
+                        return found
+        return found
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -1,0 +1,141 @@
+"""End to end: the real local stack (MLflow + Airflow api-server/scheduler/dag-processor/triggerer),
+registration triggered through the REST API with ``modelgate trigger``, result checked in MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import REPO, free_port, make_logreg_onnx
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("stack")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "MODELGATE"))}
+    env.update(
+        MODELGATE_HOME=str(home),
+        MODELGATE_MLFLOW_PORT=str(free_port()),
+        MODELGATE_AIRFLOW_PORT=str(free_port()),
+        MODELGATE_ROUTER_PORT=str(free_port()),
+    )
+    up = subprocess.run(
+        [sys.executable, "-m", "include.stack", "up", "--timeout", "300"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr + (home / "stack.log").read_text()[-4000:]
+        assert "password:" in up.stdout
+        again = subprocess.run(
+            [sys.executable, "-m", "include.stack", "up"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0 and "already up" in again.stdout, "make up is idempotent"
+        yield env
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "include.stack", "down"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert down.returncode == 0, down.stderr
+
+
+def _trigger(env: dict[str, str], conf: dict) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "modelgate"),
+            "trigger",
+            "model_registration",
+            "--conf",
+            json.dumps(conf),
+            "--url",
+            f"http://127.0.0.1:{env['MODELGATE_AIRFLOW_PORT']}",
+            "--timeout",
+            "300",
+            "--poll",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def test_ci_registers_a_model_through_the_rest_api_and_mlflow_has_it(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    model = make_logreg_onnx(tmp_path / "churn.onnx", seed=5)
+    res = _trigger(stack, {"model_name": "e2e-churn", "artifact_uri": str(model), "actor": "ci"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert '"state": "success"' in res.stdout
+    from mlflow import MlflowClient
+
+    uri = f"http://127.0.0.1:{stack['MODELGATE_MLFLOW_PORT']}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version_by_alias("e2e-churn", "champion")
+    assert mv.version == "1"
+    assert mv.tags["modelgate.registered_by"] == "ci"
+    import hashlib
+
+    assert mv.tags["modelgate.source_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    verify = subprocess.run(
+        [str(BIN / "modelgate"), "audit", "verify"],
+        cwd=REPO,
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0 and "chain intact" in verify.stdout
+
+
+def test_ci_sees_a_failed_registration_with_its_reason_and_a_non_zero_exit(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    res = _trigger(stack, {"model_name": "e2e-churn", "artifact_uri": str(tmp_path / "nope.onnx")})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert '"state": "failed"' in res.stdout
+    assert "fetch_artifact" in res.stdout and "nope.onnx" in res.stdout
+
+
+def test_wrong_password_is_a_clear_error(stack: dict[str, str]) -> None:
+    res = subprocess.run(
+        [
+            str(BIN / "modelgate"),
+            "trigger",
+            "model_registration",
+            "--password",
+            "wrong",
+            "--url",
+            f"http://127.0.0.1:{stack['MODELGATE_AIRFLOW_PORT']}",
+        ],
+        cwd=REPO,
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "refused the credentials" in res.stderr
