@@ -1,0 +1,105 @@
+"""The Kubernetes manifests parse into the client's models and say what the issue asks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes.client import ApiClient
+from support import REPO
+
+DEPLOY = REPO / "deploy" / "router"
+KINDS = {
+    "Deployment": "V1Deployment",
+    "Service": "V1Service",
+    "ServiceAccount": "V1ServiceAccount",
+    "ConfigMap": "V1ConfigMap",
+    "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
+    "PodDisruptionBudget": "V1PodDisruptionBudget",
+    "NetworkPolicy": "V1NetworkPolicy",
+}
+
+
+def load_all() -> dict[str, object]:
+    api = ApiClient()
+    objs: dict[str, object] = {}
+    for f in sorted(DEPLOY.glob("*.yaml")):
+        if f.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(f.read_text()):
+            kind = doc["kind"]
+            assert kind in KINDS, f"{f.name}: unexpected kind {kind}"
+            obj = api._ApiClient__deserialize(doc, KINDS[kind])  # the client's own model deserialiser
+            assert api.sanitize_for_serialization(obj) == doc, f"{f.name}: fields the model does not know"
+            objs[kind] = obj
+    return objs
+
+
+@pytest.fixture(scope="module")
+def objs():
+    return load_all()
+
+
+def test_every_manifest_deserialises_without_unknown_fields(objs):
+    assert set(objs) == set(KINDS)
+    kust = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert sorted(kust["resources"]) == sorted(
+        p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+
+
+def test_deployment_has_replicas_probes_resources_and_hardening(objs):
+    d = objs["Deployment"]
+    assert d.spec.replicas == 3
+    pod = d.spec.template.spec
+    c = pod.containers[0]
+    assert c.readiness_probe.http_get.path == "/v2/health/ready"
+    assert c.liveness_probe.http_get.path == "/v2/health/live"
+    assert c.resources.requests["cpu"] and c.resources.requests["memory"]
+    assert c.resources.limits["cpu"] and c.resources.limits["memory"]
+    assert pod.security_context.run_as_non_root is True and pod.security_context.run_as_user != 0
+    assert c.security_context.read_only_root_filesystem is True
+    assert c.security_context.allow_privilege_escalation is False
+    assert c.security_context.capabilities.drop == ["ALL"]
+    zones = [t for t in pod.topology_spread_constraints if t.topology_key == "topology.kubernetes.io/zone"]
+    assert zones and zones[0].label_selector.match_labels == d.spec.selector.match_labels
+    # the drain fits in the grace period
+    drain = next(float(e.value) for e in c.env if e.name == "ROUTER_DRAIN_TIMEOUT_SECONDS")
+    assert drain < pod.termination_grace_period_seconds
+    assert {e.name for e in c.env} >= {"ROUTER_ADMIN_TOKEN", "MLFLOW_TRACKING_URI", "ROUTER_EVENTS_ROOT"}
+    # writable paths are volumes, since the root filesystem is read-only
+    mounts = {m.mount_path for m in c.volume_mounts}
+    state = next(e.value for e in c.env if e.name == "ROUTER_STATE_DIR")
+    assert state in mounts and "/tmp" in mounts
+
+
+def test_service_hpa_pdb_and_network_policy_select_the_router_pods(objs):
+    labels = objs["Deployment"].spec.template.metadata.labels
+    sel = objs["Deployment"].spec.selector.match_labels
+    assert all(labels[k] == v for k, v in sel.items())
+    assert all(labels[k] == v for k, v in objs["Service"].spec.selector.items())
+    assert objs["Service"].spec.ports[0].target_port == "http"
+    hpa = objs["HorizontalPodAutoscaler"]
+    assert hpa.spec.scale_target_ref.name == objs["Deployment"].metadata.name
+    assert hpa.spec.min_replicas >= 3 and hpa.spec.max_replicas > hpa.spec.min_replicas
+    assert objs["PodDisruptionBudget"].spec.selector.match_labels == sel
+    assert objs["PodDisruptionBudget"].spec.min_available < objs["Deployment"].spec.replicas
+    np_ = objs["NetworkPolicy"]
+    assert np_.spec.pod_selector.match_labels == sel
+    assert set(np_.spec.policy_types) == {"Ingress", "Egress"}
+    assert np_.spec.ingress[0].ports[0].port == 8500
+
+
+def test_config_map_holds_a_valid_routes_document(objs):
+    from router.routes import parse_document
+
+    doc = parse_document(yaml.safe_load(objs["ConfigMap"].data["routes.yaml"]))
+    assert "churn" in doc.models
+
+
+def test_dockerfile_is_slim_non_root_with_a_healthcheck():
+    text = (REPO / "serving_images" / "router" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in text
+    assert "USER 10001" in text and "HEALTHCHECK" in text and "/v2/health/live" in text
+    assert Path(REPO / "serving_images" / "router" / "requirements.txt").read_text().count("airflow") == 0
