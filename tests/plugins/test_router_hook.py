@@ -1,0 +1,71 @@
+"""RouterHook against a real router process: reads, weight changes, audit records, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from serving.conftest import ADMIN_TOKEN, start_router, two_variants
+from support import make_logreg_onnx, stop
+
+from include.registry.audit import read_records, verify
+
+
+@pytest.fixture
+def hook_env(tmp_path, monkeypatch):
+    models = {k: make_logreg_onnx(tmp_path / f"{k}.onnx", seed=i) for i, k in enumerate("abc")}
+    r = start_router(tmp_path / "router", two_variants(models["a"], models["b"], canary_bp=500))
+    port = int(r.url.rsplit(":", 1)[1])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MODELGATE_ROUTER",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "password": ADMIN_TOKEN}),
+    )
+    audit_url = f"sqlite:///{tmp_path / 'audit.db'}"
+    monkeypatch.setenv("MODELGATE_AUDIT_DB_URL", audit_url)
+    yield r, models, audit_url
+    stop(r.proc)
+
+
+def test_hook_changes_weights_through_the_router_and_appends_an_audit_record(hook_env):
+    from plugins.router_hook import RouterHook
+
+    r, models, audit_url = hook_env
+    hook = RouterHook(actor="airflow:canary_promotion")
+    assert hook.get_routes("churn")["variants"][1]["weight_bp"] == 500
+    assert hook.get_routes("nope") is None
+    result = hook.set_weights("churn", {"champion": 7500, "canary": 2500}, run_id="manual__1")
+    assert result["routes"]["variants"][1]["weight_bp"] == 2500
+    assert hook.get_routes("churn")["variants"][1]["weight_bp"] == 2500
+    # the router's own change log and the foundation's audit log both have it
+    assert hook.changes()[-1]["after"]["variants"][1]["weight_bp"] == 2500
+    rec = read_records(audit_url)[-1]
+    assert (rec.actor, rec.action, rec.subject, rec.run_id) == (
+        "airflow:canary_promotion",
+        "routes.put",
+        "routes:churn",
+        "manual__1",
+    )
+    assert rec.before["variants"][1]["weight_bp"] == 500 and rec.after["variants"][1]["weight_bp"] == 2500
+    assert verify(audit_url).ok
+    assert {s["variant"] for s in hook.stats()} == {"champion", "canary"}
+    assert hook.guard_events() == []
+
+
+def test_hook_reports_refusals_without_writing_audit_records(hook_env):
+    from plugins.router_hook import RouterHook, RouterHookError
+
+    r, models, audit_url = hook_env
+    hook = RouterHook()
+    with pytest.raises(RouterHookError, match="sum to 10000"):
+        hook.set_weights("churn", {"canary": 9000})
+    with pytest.raises(RouterHookError, match="no variants"):
+        hook.set_weights("churn", {"ghost": 100})
+    routes = hook.get_routes("churn")
+    routes["variants"][1]["uri"] = str(models["c"].parent / "missing.onnx")
+    with pytest.raises(RouterHookError, match="missing.onnx"):
+        hook.put_routes("churn", routes)
+    assert read_records(audit_url) == []
+    bad = RouterHook()
+    bad._base = (r.url, "wrong-token")
+    with pytest.raises(RouterHookError, match="401"):
+        bad.stats()
