@@ -98,7 +98,7 @@ class RouterHook(BaseHook):
             The routes as JSON data, or None.
         """
         try:
-            return self._call("GET", f"/admin/models/{model}/routes")["routes"]  # type: ignore[no-any-return]
+            return self._call("GET", f"/admin/models/{model}/routes")["routes"]
         except RouterHookError as e:
             if "(404)" in e.message:
                 return None
@@ -171,11 +171,11 @@ class RouterHook(BaseHook):
 
     def stats(self) -> list[dict[str, Any]]:
         """Return live per-variant statistics (requests, errors, latency quantiles, prediction mean)."""
-        return self._call("GET", "/admin/stats")["variants"]  # type: ignore[no-any-return]
+        return self._call("GET", "/admin/stats")["variants"]
 
     def guard_events(self) -> list[dict[str, Any]]:
         """Return the guard's cut events (model, variant, reason, window counts)."""
-        return self._call("GET", "/admin/guard/events")["events"]  # type: ignore[no-any-return]
+        return self._call("GET", "/admin/guard/events")["events"]
 
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the router's own change log, oldest first.
@@ -186,4 +186,4 @@ class RouterHook(BaseHook):
         Returns:
             The records.
         """
-        return self._call("GET", f"/admin/changes?limit={limit}")["changes"]  # type: ignore[no-any-return]
+        return self._call("GET", f"/admin/changes?limit={limit}")["changes"]

@@ -29,7 +29,7 @@ def hook_env(tmp_path, monkeypatch):
 def test_hook_changes_weights_through_the_router_and_appends_an_audit_record(hook_env):
     from plugins.router_hook import RouterHook
 
-    r, models, audit_url = hook_env
+    _, _, audit_url = hook_env
     hook = RouterHook(actor="airflow:canary_promotion")
     assert hook.get_routes("churn")["variants"][1]["weight_bp"] == 500
     assert hook.get_routes("nope") is None
