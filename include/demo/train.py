@@ -176,7 +176,7 @@ def build_estimators() -> dict[str, Pipeline]:
 
 
 def fit_estimators(data: DemoData) -> dict[str, Pipeline]:
-    """Fit both pipelines on the training rows.
+    """Fit both pipelines on the training rows, single-threaded so that results are bit-identical.
 
     Args:
         data: the dataset from :func:`make_dataset`.
@@ -184,10 +184,15 @@ def fit_estimators(data: DemoData) -> dict[str, Pipeline]:
     Returns:
         The fitted pipelines by version.
     """
+    from threadpoolctl import threadpool_limits
+
     estimators = build_estimators()
     for version, estimator in estimators.items():
         started = time.perf_counter()
-        estimator.fit(data.x_train, data.y_train)
+        # One BLAS/OpenMP thread: parallel reductions may add in a different order from run to
+        # run, and the ONNX bytes (hence sha256 and registry de-duplication) must not change.
+        with threadpool_limits(limits=1):
+            estimator.fit(data.x_train, data.y_train)
         log.info("fitted demo %s in %.2fs", version, time.perf_counter() - started)
     return estimators
 

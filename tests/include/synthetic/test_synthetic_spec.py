@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from synthetic_reference import LATENT_CORRELATION, make_reference
 
 from include.errors import ModelgateError
 from include.synthetic import (
@@ -139,8 +139,6 @@ def test_sample_rank_correlation_is_close_to_reference_for_all_columns(
 def test_latent_correlation_of_copula_recovers_generating_correlation(spec: FeatureSpec) -> None:
     # income, spend, visits, plan are monotone transforms of the four latent normals
     latent = spec.correlation[np.ix_([0, 1, 2, 3], [0, 1, 2, 3])]
-    from conftest import LATENT_CORRELATION
-
     assert np.abs(latent - LATENT_CORRELATION).max() < 0.05
 
 
@@ -271,7 +269,12 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     values=st.lists(
         st.tuples(
