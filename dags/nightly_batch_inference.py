@@ -1,0 +1,188 @@
+"""Nightly batch inference: score each input partition with the pinned champion (see doc_md below)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, AssetAlias, CronTriggerTimetable, Param, dag, get_current_context, task
+
+BATCH_SCORES = AssetAlias("modelgate_batch_scores")
+"""Each successful run adds one Asset per date through this alias: ``modelgate_batch_scores_<date>``."""
+
+BACKEND_VARIABLE = "modelgate_batch_backend"
+MAX_PARALLEL = int(os.environ.get("MODELGATE_BATCH_MAX_PARALLEL", "4"))
+# The kubernetes branch is part of the DAG only where the deployment enables it (an environment
+# variable, read at parse time without touching the database); which branch runs is chosen at run
+# time from the Airflow Variable `modelgate_batch_backend`.
+KUBERNETES_ENABLED = os.environ.get("MODELGATE_BATCH_KUBERNETES", "").lower() in {"1", "true", "yes"}
+
+DOC = """
+### nightly_batch_inference
+
+Scores the day's input partitions with the **champion** model, one mapped task per partition,
+validates the outputs with the great-expectations checkpoint `validation/batch_outputs.checkpoint.json`,
+quarantines failing partitions and publishes the rest.
+
+- **Schedule**: 02:00 UTC daily; a run scores the previous day, `<input_root>/dt=YYYY-MM-DD/part-*.parquet`
+  (param `date` overrides it). Every step is idempotent per (date, partition), so re-runs, catch-up
+  and `airflow backfill create` are safe: a partition whose manifest already records the same model
+  version and input fingerprint is skipped.
+1. **plan** : lists the partitions and pins `models:/<model_name>@champion` to `models:/<model_name>/N`;
+   every partition of the run uses that version, even if the alias moves during the night.
+2. **choose_backend** : reads the Airflow Variable `modelgate_batch_backend` (`local`, the default, or
+   `kubernetes`) at run time.
+3. **score_local** (mapped) : runs `python -m include.batch` per partition as a local process, or
+   **score_kubernetes** (mapped `KubernetesPodOperator`, deferrable): the same entrypoint and
+   arguments in a GPU pod (`nvidia.com/gpu: 1`, toleration, node selector, Secrets as env refs,
+   labels with dag/run/partition), deleted on finish; present when the deployment sets
+   `MODELGATE_BATCH_KUBERNETES=1` (pod settings: `MODELGATE_BATCH_*`, see `docs/batch.md`).
+   At most `MODELGATE_BATCH_MAX_PARALLEL` partitions run at once.
+4. **validate_and_publish** (runs even when partitions failed) : checkpoint per partition (row count
+   equals the input's, no nulls, scores in [0, 1]); failing or missing outputs move to
+   `<output_root>/_quarantine/dt=YYYY-MM-DD/` with a reason; `_PUBLISHED.json` lists the rest.
+5. **emit_asset** : one Asset per date, `modelgate_batch_scores_<date>`, through the alias
+   `modelgate_batch_scores` (extra: model, rows, partitions).
+6. **report** : fails the run when a partition was quarantined, naming each with its reason.
+"""
+
+
+def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
+    """Build the kubernetes branch (imports the provider; only called when the deployment enables it)."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from include.batch.pods import BatchPodSettings, pod_operator_kwargs
+    from include.config import get_settings
+
+    @task(retries=2)
+    def pod_args(jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
+        from include.batch.nightly import plan_of
+        from include.batch.pods import pod_expand_kwargs
+
+        ctx = get_current_context()
+        plan = plan_of(jobs)
+        return pod_expand_kwargs(
+            plan["partitions"],
+            plan["model_uri"],
+            plan["output_dir"],
+            dag_id=ctx["dag"].dag_id,
+            run_id=ctx["run_id"],
+            providers=ctx["params"]["providers"],
+            batch_rows=ctx["params"]["batch_rows"],
+        )
+
+    args = pod_args(jobs)
+    kw = pod_operator_kwargs(BatchPodSettings(), get_settings().tracking_uri)
+    return args, KubernetesPodOperator.partial(task_id="score_kubernetes", **kw).expand_kwargs(args)
+
+
+@dag(
+    dag_id="nightly_batch_inference",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", interval=timedelta(days=1)),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    tags=["modelgate", "batch"],
+    doc_md=DOC,
+    default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "model_name": Param(os.environ.get("MODELGATE_BATCH_MODEL", "churn"), type="string"),
+        "model_uri": Param(
+            None, type=["null", "string"], description="Overrides models:/<model_name>@champion"
+        ),
+        "date": Param(
+            None, type=["null", "string"], description="YYYY-MM-DD; default: the day before the run"
+        ),
+        "input_root": Param(os.environ.get("MODELGATE_BATCH_INPUT_ROOT"), type=["null", "string"]),
+        "output_root": Param(os.environ.get("MODELGATE_BATCH_OUTPUT_ROOT"), type=["null", "string"]),
+        "providers": Param("auto", enum=["auto", "cpu", "cuda"]),
+        "batch_rows": Param(131_072, type="integer", minimum=1),
+    },
+)
+def nightly_batch_inference() -> None:
+    @task
+    def plan() -> list[dict[str, str]]:
+        from include.batch.nightly import partition_jobs, plan_run
+        from plugins.task_utils import call
+
+        ctx = get_current_context()
+        p = ctx["params"]
+        day = pendulum.parse(p["date"]).date() if p["date"] else ctx["data_interval_start"].date()
+        uri = p["model_uri"] or f"models:/{p['model_name']}@champion"
+        return partition_jobs(call(plan_run, day, uri, p["input_root"], p["output_root"]))
+
+    @task.branch
+    def choose_backend() -> str:
+        from airflow.sdk import Variable
+
+        from include.batch.nightly import backend_task
+        from plugins.task_utils import call
+
+        return str(call(backend_task, Variable.get(BACKEND_VARIABLE, default="local"), KUBERNETES_ENABLED))
+
+    @task(max_active_tis_per_dagrun=MAX_PARALLEL, retry_exponential_backoff=True)
+    def score_local(job: dict[str, str]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.batch.errors import BatchInputError, BatchModelError
+        from include.batch.nightly import run_local
+        from include.batch.pods import job_arguments
+
+        p = get_current_context()["params"]
+        args = job_arguments(
+            job["model_uri"],
+            job["partition"],
+            job["output_dir"],
+            providers=p["providers"],
+            batch_rows=p["batch_rows"],
+        )
+        try:
+            return run_local(args)
+        except (BatchInputError, BatchModelError) as e:  # bad data or model: a retry cannot help
+            raise AirflowFailException(e.message) from e
+
+    @task(trigger_rule="all_done")
+    def validate_and_publish(jobs: list[dict[str, str]]) -> dict[str, Any]:
+        from include.batch.nightly import plan_of, validate_and_publish
+        from plugins.task_utils import call
+
+        return dict(call(lambda: validate_and_publish(plan_of(jobs))))
+
+    @task(outlets=[BATCH_SCORES])
+    def emit_asset(report: dict[str, Any]) -> None:
+        if not report["published"]:
+            return
+        uri = report["output_dir"] if "://" in report["output_dir"] else f"file://{report['output_dir']}"
+        extra = {k: report[k] for k in ("date", "model_uri", "rows")} | {
+            "partitions": len(report["published"])
+        }
+        events = get_current_context()["outlet_events"]
+        events[BATCH_SCORES].add(Asset(name=f"modelgate_batch_scores_{report['date']}", uri=uri), extra=extra)
+
+    @task
+    def report(report: dict[str, Any]) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.batch.nightly import quarantine_summary
+
+        summary = quarantine_summary(report)
+        if summary:
+            raise AirflowFailException(summary)
+
+    jobs = plan()
+    branch = choose_backend()
+    jobs >> branch
+    scored: list[Any] = [branch >> score_local.expand(job=jobs)]
+    if KUBERNETES_ENABLED:
+        args, pods = _kubernetes_scoring(jobs)
+        branch >> args
+        scored.append(pods)
+    result = validate_and_publish(jobs)
+    scored >> result
+    emit_asset(result)
+    report(result)
+
+
+nightly_batch_inference()
