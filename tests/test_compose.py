@@ -100,6 +100,14 @@ def test_docker_compose_config_refuses_to_run_without_secrets(tmp_path: Path) ->
     assert re.search(r"set [A-Z_]+", result.stderr), result.stderr
 
 
+def test_missing_docker_compose_fails_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y docker-compose"):
+        _docker_compose()
+
+
 @pytest.mark.parametrize("missing", sorted(REQUIRED_SECRETS))
 def test_each_secret_is_mandatory(tmp_path: Path, missing: str) -> None:
     env = {k: v for k, v in REQUIRED_SECRETS.items() if k != missing}
