@@ -35,7 +35,7 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
             with urllib.request.urlopen(url, timeout=2) as r:
                 if 200 <= r.status < 300:
                     return
-        except Exception as e:  # noqa: BLE001 - polling
+        except Exception as e:
             last = e
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not come up in {timeout}s: {last}")
@@ -68,7 +68,7 @@ def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
         "--artifacts-destination", str(root / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    log = open(root / "mlflow-server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    log = open(root / "mlflow-server.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:

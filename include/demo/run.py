@@ -37,10 +37,47 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def _register(bin_dir: Path, env: dict[str, str], airflow_url: str, conf: dict[str, Any]) -> None:
-    res = _run([str(bin_dir / "modelgate"), "trigger", "model_registration", "--conf", json.dumps(conf),
-                "--url", airflow_url, "--timeout", "600", "--poll", "1"], env)
+    res = _run(
+        [
+            str(bin_dir / "modelgate"),
+            "trigger",
+            "model_registration",
+            "--conf",
+            json.dumps(conf),
+            "--url",
+            airflow_url,
+            "--timeout",
+            "600",
+            "--poll",
+            "1",
+        ],
+        env,
+    )
     if res.returncode != 0:
         raise DemoFailed(f"registering {conf['artifact_uri']} failed (exit {res.returncode})")
+
+
+def _demo_models(out: Path) -> Any:
+    """Train the demo models once; later demos reuse them (so re-runs register nothing new)."""
+    from include.demo.train import DemoArtifacts, train_demo_models
+
+    metrics_file = out / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        art = DemoArtifacts(
+            out_dir=out,
+            v1_model=out / "churn-v1.onnx",
+            v2_model=out / "churn-v2.onnx",
+            feature_spec=out / "feature_spec.json",
+            reference=out / "reference.parquet",
+            holdout=out / "holdout.parquet",
+            metrics_file=metrics_file,
+            metrics=metrics,
+        )
+        if all(p.exists() for p in (art.v1_model, art.v2_model, art.feature_spec, art.reference)):
+            return art
+    print("training the demo models ...")
+    return train_demo_models(out)
 
 
 def run(scenario: str) -> dict[str, Any]:
@@ -49,7 +86,6 @@ def run(scenario: str) -> dict[str, Any]:
     Raises:
         DemoFailed: a stage did not end as expected.
     """
-    from include.demo.train import train_demo_models
     from include.registry import audit
     from include.registry import registry as reg
     from include.stack import StackConfig, stack_env
@@ -60,11 +96,12 @@ def run(scenario: str) -> dict[str, Any]:
     env = {**os.environ, **stack_env(cfg)}
     if subprocess.run([sys.executable, "-m", "include.stack", "up"], env=env).returncode != 0:
         raise DemoFailed("the local stack did not come up (see the message above)")
-    os.environ.update({k: env[k] for k in ("MODELGATE_HOME", "MODELGATE_TRACKING_URI", "MLFLOW_TRACKING_URI")})
+    os.environ.update(
+        {k: env[k] for k in ("MODELGATE_HOME", "MODELGATE_TRACKING_URI", "MLFLOW_TRACKING_URI")}
+    )
 
     demo_dir = cfg.home / "demo"
-    print("training the demo models ...")
-    art = train_demo_models(demo_dir / "models")
+    art = _demo_models(demo_dir / "models")
     name = os.environ.get("MODELGATE_DEMO_MODEL", "churn")
     stages: list[dict[str, Any]] = []
     for label in ("v1", "v2"):
@@ -137,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.scenario not in SCENARIOS:
-        print(f"error: scenario {args.scenario!r} is not available yet; available: {list(SCENARIOS)}", file=sys.stderr)
+        print(
+            f"error: scenario {args.scenario!r} is not available yet; available: {list(SCENARIOS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         summary = run(args.scenario)

@@ -69,7 +69,7 @@ def register(
         lineage=mf.Lineage.from_dict(req.lineage),
         semver=req.semver,
         residency=req.residency,
-        feature_spec_path=Path(staged["feature_spec_path"]) if staged.get("feature_spec_path") else None,
+        feature_spec_path=Path(spec) if (spec := staged.get("feature_spec_path")) else None,
         run_id=run_id,
     )
     return {

@@ -94,7 +94,7 @@ def _resolve_registry(
         mv = (
             client.get_model_version_by_alias(name, alias)
             if alias
-            else client.get_model_version(name, version)
+            else client.get_model_version(name, str(version))
         )
     except MlflowException as e:
         raise ModelNotFound(f"{uri} not found in the registry: {e.message}") from e

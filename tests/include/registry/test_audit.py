@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ def db(tmp_path: Path) -> str:
 
 def _fill(db: str, n: int = 5) -> None:
     for i in range(n):
-        audit.append_audit("alice", "set_alias", f"models:/churn@champion", {"version": str(i)}, {"version": str(i + 1)}, f"run-{i}", url=db)
+        audit.append_audit("alice", "set_alias", "models:/churn@champion", {"version": str(i)}, {"version": str(i + 1)}, f"run-{i}", url=db)
 
 
 def test_records_chain_to_their_predecessor_and_verify_passes(db: str) -> None:
@@ -27,7 +28,7 @@ def test_records_chain_to_their_predecessor_and_verify_passes(db: str) -> None:
     recs = audit.read_records(db)
     assert [r.id for r in recs] == [1, 2, 3, 4, 5]
     assert recs[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(recs, recs[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(recs))
     assert recs[2].after == {"version": "3"}
     res = audit.verify(db)
     assert res.ok and res.records == 5 and res.problems == []
@@ -95,7 +96,7 @@ def test_concurrent_appends_keep_one_unbroken_chain(db: str) -> None:
         try:
             for i in range(10):
                 audit.append_audit(f"w{k}", "x", "s", None, {"i": i}, url=db)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]

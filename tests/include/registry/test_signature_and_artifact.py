@@ -27,7 +27,7 @@ def test_signature_json_differs_when_the_input_width_changes(tmp_path: Path) -> 
 def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"this is not a protobuf at all" * 10)
-    with pytest.raises(InvalidModel, match="not a valid ONNX model"):
+    with pytest.raises(InvalidModel, match=r"not a valid ONNX model"):
         validate_onnx(bad, 10**7)
 
 
@@ -71,7 +71,7 @@ def test_fetch_copies_local_files_and_file_urls_and_hash_matches_hashlib(logreg_
 
 
 def test_fetch_of_a_missing_file_names_it(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactNotFound, match="does-not-exist.onnx"):
+    with pytest.raises(ArtifactNotFound, match=r"does-not-exist\.onnx"):
         fetch_artifact(str(tmp_path / "does-not-exist.onnx"), tmp_path / "out", 10**7)
 
 
