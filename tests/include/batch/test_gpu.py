@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_partition
+from batch_support import write_partition
 
 from include.batch.job import BatchConfig, run_batch
 

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_classifier_onnx, write_partition
+from batch_support import make_classifier_onnx, write_partition
 
 from include.batch.__main__ import EXIT_BAD_INPUT, EXIT_BAD_MODEL, main
 from include.batch.columns import ModelInput, load_feature_names, plan_columns

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_partition
+from batch_support import write_partition
 from support import REPO
 
 

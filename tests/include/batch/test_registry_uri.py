@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_classifier_onnx, write_partition
+from batch_support import make_classifier_onnx, write_partition
 
 from include.batch.job import BatchConfig, run_batch
 from include.registry.registry import register_model, set_alias
