@@ -62,7 +62,7 @@ def test_hook_reports_refusals_without_writing_audit_records(hook_env):
         hook.set_weights("churn", {"ghost": 100})
     routes = hook.get_routes("churn")
     routes["variants"][1]["uri"] = str(models["c"].parent / "missing.onnx")
-    with pytest.raises(RouterHookError, match="missing.onnx"):
+    with pytest.raises(RouterHookError, match=r"missing\.onnx"):
         hook.put_routes("churn", routes)
     assert read_records(audit_url) == []
     bad = RouterHook()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ class OnnxModel:
                 raise BadRequest(f"input {name!r} must have shape {list(spec.shape)}, got {list(arr.shape)}")
         if arr.size == 0:
             raise BadRequest(f"input {name!r} is empty (shape {list(arr.shape)})")
-        if not allow_non_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        # the float64 sum of finite float16/32 values is finite, so one reduction checks them all
+        if not allow_non_finite and arr.dtype.kind == "f" and not math.isfinite(arr.sum(dtype=np.float64)):
             raise BadRequest(f"input {name!r} contains NaN or infinity, which this model does not accept")
         return arr
 
@@ -192,8 +194,11 @@ class OnnxModel:
         """
         out = outputs[self.score_index]
         if out.ndim == 2 and out.shape[1] == 2:
-            return float(out[:, 1].mean())
-        return float(np.asarray(out, dtype=np.float64).mean()) if out.size else 0.0
+            n = out.shape[0]
+            return float(out[0, 1]) if n == 1 else float(out[:, 1].sum(dtype=np.float64)) / n
+        if out.size == 1:
+            return float(out.reshape(-1)[0])
+        return float(out.sum(dtype=np.float64)) / out.size if out.size else 0.0
 
     def metadata(self, name: str) -> dict[str, Any]:
         """Return OIP v2 model metadata.

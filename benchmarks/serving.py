@@ -1,0 +1,317 @@
+"""Serving benchmark: router vs ``mlflow models serve`` vs a minimal ASGI app, same model, same load.
+
+Starts each server in turn with one worker on loopback, drives it with ``wrk`` (Debian package) and
+a Lua script that POSTs the same single-row ``/invocations`` body, and prints requests/s, p50, p99
+and the ratios the router issue asks for. The router runs with routing (two variants, sticky unit
+ids), metrics and events on; a second router run adds a 10 % shadow.
+
+Usage: ``.venv/bin/python benchmarks/serving.py [--duration 8] [--connections 16]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+MINIMAL_APP = """
+import os, numpy as np, onnxruntime as ort, orjson
+opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.inter_op_num_threads = 1
+sess = ort.InferenceSession(os.environ["BENCH_MODEL"], opts, providers=["CPUExecutionProvider"])
+name = sess.get_inputs()[0].name
+outs = [o.name for o in sess.get_outputs()]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    body = b""
+    while True:
+        m = await receive(); body += m.get("body", b"")
+        if not m.get("more_body"): break
+    x = np.asarray(orjson.loads(body)["inputs"], dtype=np.float32)
+    res = sess.run(outs, {name: x})
+    out = orjson.dumps({"predictions": dict(zip(outs, res))}, option=orjson.OPT_SERIALIZE_NUMPY)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": out})
+"""
+
+
+def demo_model(path: Path) -> Path:
+    """Write the demo-shaped model: input float[N,30] -> label int64[N], probabilities float[N,2]."""
+    try:
+        import onnx
+
+        from include.demo.models import build_linear_model
+
+        onnx.save(build_linear_model(30, seed=7), str(path))
+        return path
+    except ImportError:
+        pass
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(7).normal(size=(30, 1)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["input", "W"], ["z0"]),
+        helper.make_node("Add", ["z0", "B"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p1"]),
+        helper.make_node("Sub", ["one", "p1"], ["p0"]),
+        helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "demo",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 30])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.array([0.1], np.float32), "B"),
+            numpy_helper.from_array(np.array([1.0], np.float32), "one"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def start(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as f:
+        return subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def wrk(url: str, lua: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--skip-mlflow", action="store_true")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    model = demo_model(tmp / "model.onnx")
+    row = ", ".join(f"{(i % 7) / 7 - 0.4:.4f}" for i in range(30))
+    lua = tmp / "post.lua"
+    lua.write_text(
+        textwrap.dedent(f"""
+        wrk.method = "POST"
+        wrk.body = '{{"inputs": [[{row}]]}}'
+        wrk.headers["Content-Type"] = "application/json"
+        counter = 0
+        request = function()
+          counter = counter + 1
+          wrk.headers["X-Unit-Id"] = "unit-" .. (counter % 10000)
+          return wrk.format(nil)
+        end
+    """)
+    )
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    results: dict[str, dict[str, float]] = {}
+
+    def run(
+        label: str,
+        cmd: list[str],
+        health: str,
+        path: str,
+        cwd: Path = REPO,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        port = free_port()
+        cmd = [c.replace("{port}", str(port)) for c in cmd]
+        proc = start(cmd, {**env, **(extra or {})}, cwd, tmp / f"{label}.log")
+        try:
+            wait(f"http://127.0.0.1:{port}{health}", proc)
+            wrk(f"http://127.0.0.1:{port}{path}", lua, 2, args.connections)  # warm-up
+            results[label] = wrk(f"http://127.0.0.1:{port}{path}", lua, args.duration, args.connections)
+        finally:
+            stop(proc)
+        r = results[label]
+        print(
+            f"{label:<22} {r['rps']:>9.0f} req/s  p50 {r['p50']:>7.2f} ms  p99 {r['p99']:>7.2f} ms"
+            f"  non-2xx {r['non2xx']:.0f}",
+            flush=True,
+        )
+
+    if not args.skip_mlflow:
+        import mlflow.onnx
+        import onnx
+
+        mlflow.onnx.save_model(onnx.load(str(model)), str(tmp / "mlflow-model"))
+        run(
+            "mlflow models serve",
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(tmp / "mlflow-model"),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "{port}",
+                "-w",
+                "1",
+            ],
+            "/ping",
+            "/invocations",
+        )
+    app = tmp / "minimal_app.py"
+    app.write_text(MINIMAL_APP)
+    run(
+        "minimal ASGI app",
+        [
+            str(BIN / "python"),
+            "-m",
+            "uvicorn",
+            "minimal_app:app",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        "/",
+        "/",
+        cwd=tmp,
+        extra={"BENCH_MODEL": str(model)},
+    )
+    for label, shadow in (("router", None), ("router + 10% shadow", 10)):
+        routes = tmp / f"routes-{shadow}.yaml"
+        doc = (
+            f"models:\n  demo:\n    salt: bench\n    variants:\n"
+            f"      - {{name: champion, uri: {model}, weight_bp: 9000}}\n"
+            f"      - {{name: canary, uri: {model}, weight_bp: 1000}}\n"
+        )
+        if shadow:
+            doc += f"    shadow: {{variant: shadow, uri: {model}, percent: {shadow}}}\n"
+        routes.write_text(doc)
+        run(
+            label,
+            [
+                str(BIN / "python"),
+                "-m",
+                "router",
+                "--routes",
+                str(routes),
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--state-dir",
+                str(tmp / f"state-{shadow}"),
+                "--events-root",
+                str(tmp / f"events-{shadow}"),
+            ],
+            "/v2/health/ready",
+            "/invocations",
+            cwd=REPO / "serving_images" / "router",
+        )
+    rt = results["router"]
+    print()
+    if "mlflow models serve" in results:
+        print(
+            f"router / mlflow models serve   = {rt['rps'] / results['mlflow models serve']['rps']:.1f}x  (bar >= 8x)"
+        )
+    print(
+        f"router / minimal ASGI app      = {rt['rps'] / results['minimal ASGI app']['rps']:.2f}x (bar >= 0.6x)"
+    )
+    print(f"router p99 at {args.connections} connections  = {rt['p99']:.2f} ms (bar <= 5 ms)")
+    cost = 1 - results["router + 10% shadow"]["rps"] / rt["rps"]
+    print(f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%)")
+    print(
+        f"(cpus: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}; wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s; files in {tmp})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
