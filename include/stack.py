@@ -72,6 +72,11 @@ def admin_password(cfg: StackConfig) -> str:
     return _secret(cfg.home / "secrets" / "airflow-admin-password")
 
 
+def router_token(cfg: StackConfig) -> str:
+    """Return the local router's admin token (generated once, kept under home)."""
+    return _secret(cfg.home / "secrets" / "router-admin-token")
+
+
 def stack_env(cfg: StackConfig) -> dict[str, str]:
     """Return the environment every process of the stack runs with."""
     airflow_home = cfg.home / "airflow"
@@ -108,7 +113,9 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW_CONN_MODELGATE_MLFLOW": f"http://127.0.0.1:{cfg.mlflow_port}",
-        "AIRFLOW_CONN_MODELGATE_ROUTER": f"http://127.0.0.1:{cfg.router_port}",
+        "AIRFLOW_CONN_MODELGATE_ROUTER": f"http://admin:{router_token(cfg)}@127.0.0.1:{cfg.router_port}",
+        "ROUTER_ADMIN_TOKEN": router_token(cfg),
+        "MODELGATE_ROUTER_URL": f"http://127.0.0.1:{cfg.router_port}",
         "NO_PROXY": "127.0.0.1,localhost",
     }
 
@@ -162,7 +169,8 @@ def healthy(cfg: StackConfig) -> dict[str, bool]:
             scheduler = json.loads(body)["scheduler"]["status"] == "healthy"
         except (KeyError, ValueError):
             scheduler = False
-    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler}
+    rt, _ = _get(f"http://127.0.0.1:{cfg.router_port}/v2/health/live")
+    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, "router": rt == 200}
 
 
 def up(cfg: StackConfig, timeout: float = 240.0) -> int:
@@ -175,7 +183,7 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
             return 0
         print(f"stack running (pid {running_pid(cfg)}) but not healthy yet: {state}; waiting")
         return _wait(cfg, timeout)
-    for name, port in (("MLflow", cfg.mlflow_port), ("Airflow", cfg.airflow_port)):
+    for name, port in (("MLflow", cfg.mlflow_port), ("Airflow", cfg.airflow_port), ("Router", cfg.router_port)):
         if _port_taken(port):
             print(
                 f"error: port {port} for {name} is already in use on 127.0.0.1; stop what uses it or set "
@@ -232,6 +240,7 @@ def _wait(cfg: StackConfig, timeout: float) -> int:
 def _print_access(cfg: StackConfig) -> None:
     print(f"Airflow UI : {cfg.airflow_url}   user: admin   password: {admin_password(cfg)}")
     print(f"MLflow UI  : {cfg.mlflow_url}")
+    print(f"Router     : http://127.0.0.1:{cfg.router_port}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}")
     print(f"state in   : {cfg.home}   (make down to stop)")
 
 
