@@ -203,7 +203,7 @@ def to_onnx(estimator: Pipeline, graph_name: str) -> onnx.ModelProto:
     Args:
         estimator: a fitted scikit-learn classifier taking 30 features.
         graph_name: fixed graph name (skl2onnx would otherwise use a random one, and the bytes
-            would change from run to run).
+            would change from run to run; the opset list is sorted for the same reason).
 
     Returns:
         The ONNX model: ``input`` float32 ``[N, 30]`` → ``label`` int64 ``[N]``,
@@ -219,6 +219,12 @@ def to_onnx(estimator: Pipeline, graph_name: str) -> onnx.ModelProto:
         target_opset={"": OPSET, "ai.onnx.ml": 3},
     )
     model.graph.name = graph_name
+    # skl2onnx lists the opsets in set order, which follows string hashing (PYTHONHASHSEED);
+    # sort them so that the bytes do not change from process to process.
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
     model.doc_string = f"modelgate demo classifier {graph_name}"
     del model.metadata_props[:]
     model.metadata_props.add(key="feature_names", value=",".join(FEATURE_NAMES))
