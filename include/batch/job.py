@@ -301,7 +301,15 @@ def _stream(
 ) -> Iterator[pa.RecordBatch]:
     columns = list(dict.fromkeys([*plan.features, *plan.keys]))
     try:
-        batches = pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=True)
+        # One reader per row group: a single reader over the whole file keeps the buffers of the
+        # row groups already read (peak memory grew with the file: 1.7 GB at 10M rows).
+        batches = (
+            b
+            for rg in range(pf.num_row_groups)
+            for b in pf.iter_batches(
+                batch_size=batch_rows, row_groups=[rg], columns=columns, use_threads=True
+            )
+        )
         for batch in batches:
             results = _run(model, _feature_matrix(batch, plan, src))
             cols = [(k, batch.column(k)) for k in plan.keys] + _output_columns(model, results, batch.num_rows)
