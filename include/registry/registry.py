@@ -167,6 +167,10 @@ def register_model(
     lineage = lineage or mf.Lineage()
     limit = max_bytes or get_settings().max_model_bytes
     signature = validate_onnx(onnx_path, limit)
+    if feature_spec_path is not None:
+        from include.synthetic import FeatureSpec
+
+        FeatureSpec.from_json(feature_spec_path)  # refuse a broken spec before anything is logged
     source_sha = sha256_file(onnx_path)
     client = get_client(tracking_uri)
 
