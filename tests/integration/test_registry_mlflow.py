@@ -86,3 +86,29 @@ def test_resolve_verifies_sha256_and_refuses_a_tampered_version(tracking_uri: st
     assert not (tmp_path / "cache2" / name).exists()
     with pytest.raises(ModelNotFound):
         resolve_model_uri(f"models:/{name}/42", cache_dir=tmp_path / "cache")
+
+
+def test_feature_spec_is_logged_and_a_broken_one_is_refused_before_anything_is_registered(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from include.synthetic import FeatureSpec
+    from include.synthetic.errors import SyntheticError
+
+    name = _name()
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 4)), columns=["a", "b", "c", "d"])
+    spec_path = FeatureSpec.fit(frame).to_json(tmp_path / "feature_spec.json")
+    rv = reg.register_model(name, make_logreg_onnx(tmp_path / "a.onnx"), actor="a", feature_spec_path=spec_path)
+    spec_uri = rv.tags["modelgate.feature_spec"]
+    local = mlflow.artifacts.download_artifacts(artifact_uri=spec_uri, dst_path=str(tmp_path / "dl"))
+    assert FeatureSpec.from_json(Path(local)).feature_names == ["a", "b", "c", "d"]
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 1, "features": "nope"}')
+    other = _name()
+    with pytest.raises(SyntheticError):
+        reg.register_model(other, make_logreg_onnx(tmp_path / "b.onnx"), actor="a", feature_spec_path=broken)
+    assert reg.get_client().search_model_versions(f"name='{other}'") == []
