@@ -1,0 +1,104 @@
+"""Reading the router's event files (written by the router's own sink) for a judge window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from router.events import EventSink
+
+from include.canary import events
+from include.canary.errors import CanaryError
+
+
+def _us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def test_window_keeps_only_primary_events_of_the_model_in_time_and_splits_by_variant(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 1, 9, 59, 50, tzinfo=UTC)  # the window spans two hour partitions
+    sink = EventSink(str(tmp_path), flush_rows=10**6, flush_seconds=60, max_buffer=10**6)
+    recs = []
+    for i in range(40):
+        ts = _us(t0 + timedelta(seconds=i))  # 09:59:50 .. 10:00:29
+        variant = "canary" if i % 4 == 0 else "champion"
+        status = 500 if (variant == "canary" and i % 8 == 0) else 200
+        score = None if status == 500 else i / 100
+        recs.append(
+            (
+                ts,
+                f"r{i}",
+                "churn",
+                variant,
+                "2" if variant == "canary" else "1",
+                f"u{i}",
+                False,
+                float(i),
+                status,
+                1,
+                score,
+                False,
+                None if status == 200 else "boom",
+            )
+        )
+    recs.append(
+        (
+            _us(t0 + timedelta(seconds=5)),
+            "s",
+            "churn",
+            "canary",
+            "2",
+            "u",
+            False,
+            1.0,
+            200,
+            1,
+            0.9,
+            True,
+            None,
+        )
+    )
+    recs.append(
+        (
+            _us(t0 + timedelta(seconds=5)),
+            "o",
+            "other",
+            "canary",
+            "2",
+            "u",
+            False,
+            1.0,
+            200,
+            1,
+            0.9,
+            False,
+            None,
+        )
+    )
+    for r in recs:
+        sink.append(r)
+    sink.close()
+    assert len(list(tmp_path.glob("date=2026-03-01/hour=*/*.parquet"))) == 2
+
+    start, end = t0 + timedelta(seconds=2), t0 + timedelta(seconds=34)
+    table = events.load_window(str(tmp_path), "churn", start, end)
+    assert table.num_rows == 32, "seconds 2..33 of model churn, no shadow, no other model"
+    can = events.samples(table, "canary", "2")
+    champ = events.samples(table, "champion")
+    idx = [i for i in range(2, 34) if i % 4 == 0]
+    assert can["latency_ms"].tolist() == [float(i) for i in idx]
+    assert can["error_rate"].tolist() == [1.0 if i % 8 == 0 else 0.0 for i in idx]
+    assert np.allclose(can["score"], [i / 100 for i in idx if i % 8 != 0])
+    assert champ["error_rate"].sum() == 0 and champ["latency_ms"].size == 32 - len(idx)
+    assert events.samples(table, "canary", "3")["latency_ms"].size == 0, "another version has no events"
+
+
+def test_empty_or_missing_window_gives_empty_samples_and_bad_window_is_refused(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    table = events.load_window(str(tmp_path / "nothing"), "churn", now - timedelta(minutes=1), now)
+    assert table.num_rows == 0
+    assert events.samples(table, "canary")["score"].size == 0
+    with pytest.raises(CanaryError, match="invalid event window"):
+        events.load_window(str(tmp_path), "churn", now, now - timedelta(seconds=1))
