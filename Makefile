@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test test-unit lint bench bench-serving bench-dags clean
+.PHONY: venv lock up down demo test lint bench bench-serving bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -49,7 +49,13 @@ bench-dags: venv
 bench-serving: venv
 	$(PY) benchmarks/serving.py
 
-bench: bench-dags bench-serving
+bench-batch: venv
+	$(PY) benchmarks/batch.py
+
+bench-abtest: venv
+	$(PY) benchmarks/abtest.py
+
+bench: bench-dags bench-serving bench-batch bench-abtest
 
 clean: down
 	rm -rf .local
