@@ -172,6 +172,14 @@ def _delegate(module: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``modelgate`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    delegated = {"audit": "include.registry.audit", "batch": "include.batch.__main__"}
+    if argv and argv[0] in delegated:  # sub-tools own their arguments (and --help)
+        try:
+            return _delegate(delegated[argv[0]], argv[1:])
+        except CliError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

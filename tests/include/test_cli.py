@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+from support import free_port
+
+from include import cli
+
+
+def test_trigger_refuses_conf_that_is_not_a_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["trigger", "model_registration", "--conf", "{not json", "--password", "x"]) == 2
+    assert "--conf is not valid JSON" in capsys.readouterr().err
+    assert cli.main(["trigger", "model_registration", "--conf", "[1, 2]", "--password", "x"]) == 2
+    assert "must be a JSON object" in capsys.readouterr().err
+
+
+def test_trigger_names_an_unreachable_airflow(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert cli.main(["trigger", "model_registration", "--url", url, "--password", "x"]) == 2
+    assert f"cannot reach Airflow at {url}" in capsys.readouterr().err
+
+
+def test_audit_and_batch_subcommands_delegate_with_their_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["batch", "--help"])
+    assert e.value.code == 0
+    assert "--model-uri" in capsys.readouterr().out
+    assert cli.main(["audit", "verify"]) == 0
+    assert "chain intact" in capsys.readouterr().out
