@@ -1,0 +1,268 @@
+"""The decision of an analysis, and what happens after a human answers a ``ship``.
+
+Rules, in order (``docs/experiments.md``):
+
+1. ``keep running``: no unit in some variant yet.
+2. ``invalid: SRM``: the split does not match the weights (chi-square p < 0.001); nothing
+   else is read, and no decision can be taken on this data.
+3. ``stop: harm``: a guardrail (unadjusted p) or the primary metric (adjusted p) of a
+   treatment is significantly worse in its bad direction.
+4. ``ship``: every variant has at least ``min_sample`` units and the primary metric of at
+   least one treatment is significantly better (adjusted p < alpha); the winner is the
+   significant treatment with the best effect.
+5. ``stop: inconclusive``: the maximum duration has passed without a winner.
+6. ``keep running`` otherwise.
+
+``ship`` is only a proposal: it waits for a human. :func:`promote` moves the registry alias
+and the router's routes to the winner (both audited); :func:`approval_outcome` reads the
+human's answer, including rejection and timeout, so the reason is recorded either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from include.abtest.errors import AbTestError
+
+if TYPE_CHECKING:
+    from include.abtest.experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+SHIP = "ship"
+KEEP_RUNNING = "keep running"
+STOP_HARM = "stop: harm"
+INVALID_SRM = "invalid: SRM"
+STOP_INCONCLUSIVE = "stop: inconclusive"
+DECISIONS = (SHIP, KEEP_RUNNING, STOP_HARM, INVALID_SRM, STOP_INCONCLUSIVE)
+
+
+class PromotionError(AbTestError):
+    """Raised when an approved winner cannot be promoted (no model version, unknown variant)."""
+
+    code = "abtest_promotion_error"
+
+
+def _decision(
+    decision: str, reason: str, winner: str | None = None, version: str | None = None
+) -> dict[str, Any]:
+    return {"decision": decision, "reason": reason, "winner": winner, "winner_version": version}
+
+
+def decide(exp: Experiment, results: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+    """Apply the decision rules to an analysis.
+
+    Args:
+        exp: the experiment.
+        results: the results document of :func:`include.abtest.analysis.analyse_units`
+            (``variants``, ``srm``, ``metrics``).
+        as_of: time of the analysis.
+
+    Returns:
+        ``{"decision", "reason", "winner", "winner_version"}``.
+    """
+    units = {v["name"]: v["units"] for v in results["variants"]}
+    empty = sorted(n for n, u in units.items() if u == 0)
+    if empty:
+        return _decision(KEEP_RUNNING, f"no units yet in {', '.join(empty)}")
+    srm = results["srm"]
+    if srm is not None and srm["mismatch"]:
+        return _decision(
+            INVALID_SRM,
+            f"sample-ratio mismatch: units {srm['observed']} against expected "
+            f"{[round(e, 1) for e in srm['expected']]} (p = {srm['p_value']:.2g} < {srm['threshold']})",
+        )
+    harms = []
+    for m in results["metrics"]:
+        if m["role"] not in ("guardrail", "primary"):
+            continue
+        for c in m["comparisons"]:
+            if c["good"] is False:
+                p = c["p_adjusted"] if c["p_adjusted"] is not None else c["p_value"]
+                harms.append(f"{m['role']} {m['name']} of {c['variant']} worsened: effect {c['effect']:.4g} "
+                             f"(CI {c['ci'][0]:.4g} .. {c['ci'][1]:.4g}, p = {p:.2g})")  # fmt: skip
+    if harms:
+        return _decision(STOP_HARM, "; ".join(harms))
+    primary = next(m for m in results["metrics"] if m["role"] == "primary")
+    winners = [c for c in primary["comparisons"] if c["good"] is True]
+    short = sorted(n for n, u in units.items() if u < exp.min_sample)
+    if winners and not short:
+        sign = 1.0 if exp.primary.direction == "increase" else -1.0
+        best = max(winners, key=lambda c: sign * c["effect"])
+        version = exp.variant(best["variant"]).model_version
+        return _decision(
+            SHIP,
+            f"{primary['name']} of {best['variant']} is better: effect {best['effect']:.4g} "
+            f"(CI {best['ci'][0]:.4g} .. {best['ci'][1]:.4g}, adjusted p = {best['p_adjusted']:.2g}), "
+            "no guardrail harmed, SRM passed",
+            best["variant"],
+            version,
+        )
+    if as_of >= exp.end:
+        return _decision(
+            STOP_INCONCLUSIVE, f"maximum duration ({exp.max_duration_days:g} days) passed without a winner"
+        )
+    if winners:
+        return _decision(
+            KEEP_RUNNING, f"a winner shows, but {', '.join(short)} have fewer than {exp.min_sample} units"
+        )
+    return _decision(KEEP_RUNNING, f"no significant effect on {primary['name']} yet")
+
+
+def ship_form(exp: Experiment, results: dict[str, Any], report_url: str | None) -> dict[str, str]:
+    """Subject and Markdown body of the approval request: the evidence a human decides on.
+
+    Args:
+        exp: the experiment.
+        results: the results document with a ``ship`` decision.
+        report_url: where the HTML report is (MLflow artifact URL), if logged.
+
+    Returns:
+        ``{"subject", "body"}``.
+    """
+    d = results["decision"]
+    lines = [
+        f"**Experiment** `{exp.id}` on model `{exp.model}`: proposal **ship `{d['winner']}`** "
+        f"(model version {d['winner_version']}).",
+        "",
+        f"Reason: {d['reason']}.",
+        "",
+        "| metric | role | variant | effect | CI | p (adj.) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in results["metrics"]:
+        for c in m["comparisons"]:
+            if c["error"]:
+                lines.append(f"| {m['name']} | {m['role']} | {c['variant']} | error: {c['error']} | | |")
+                continue
+            lo, hi = c["ci"]
+            lines.append(f"| {m['name']} | {m['role']} | {c['variant']} | {c['effect']:.4g} | "
+                         f"{lo:.4g} .. {hi:.4g} | {c['p_adjusted']:.3g} |")  # fmt: skip
+    units = ", ".join(
+        f"{v['name']} {v['units']} ({v['expected_share']:.0%} expected)" for v in results["variants"]
+    )
+    srm = results["srm"]
+    lines += ["", f"Units: {units}. SRM p = {srm['p_value']:.3g}." if srm else "", ""]
+    if report_url:
+        lines.append(f"Report: {report_url}")
+    lines.append("Approve to move the registry alias `champion` and the router's traffic to the winner.")
+    return {"subject": f"A/B {exp.id}: ship {d['winner']}?", "body": "\n".join(lines)}
+
+
+class RoutesClient(Protocol):
+    """What promotion needs of the router (``plugins.router_hook.RouterHook`` has it)."""
+
+    def get_routes(self, model: str) -> dict[str, Any] | None:
+        """Return a model's routes, or None."""
+
+    def put_routes(self, model: str, routes: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """Replace a model's routes (audited)."""
+
+
+def promote(
+    exp: Experiment,
+    winner: str,
+    *,
+    actor: str,
+    run_id: str | None,
+    routes: RoutesClient,
+    alias: str = "champion",
+    reason: str | None = None,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Promote the winning variant: registry alias and router routes (each audited).
+
+    The alias moves with :func:`include.registry.registry.set_alias` (audit record
+    ``set_alias``); the router gives the winner 100 % of the model's traffic and its
+    variant becomes the champion, through ``routes.put_routes`` (audit record ``routes.put``).
+
+    Args:
+        exp: the experiment.
+        winner: the winning variant's name.
+        actor: who approved (recorded in the audit log).
+        run_id: the Airflow run id.
+        routes: the router client.
+        alias: registry alias to move.
+        reason: recorded with the alias move.
+        tracking_uri: MLflow server (default: settings).
+
+    Returns:
+        ``{"model", "winner", "version", "alias_moved", "routes_revision"}``.
+
+    Raises:
+        PromotionError: the winner has no model version or the router does not serve it.
+    """
+    from include.registry.registry import set_alias
+
+    try:
+        variant = exp.variant(winner)
+    except KeyError as e:
+        raise PromotionError(f"{exp.id}: {winner!r} is not a variant of the experiment") from e
+    if variant.name == exp.control_name:
+        raise PromotionError(f"{exp.id}: the control {winner!r} is not a winner to promote")
+    if not variant.model_version:
+        raise PromotionError(f"{exp.id}: variant {winner!r} has no model_version to promote")
+    current = routes.get_routes(exp.model)
+    if current is None:
+        raise PromotionError(f"the router does not serve model {exp.model!r}")
+    names = [v["name"] for v in current["variants"]]
+    if winner not in names:
+        raise PromotionError(
+            f"the router's routes of {exp.model!r} have no variant {winner!r}; they have {names}"
+        )
+    moved = set_alias(
+        exp.model,
+        alias,
+        variant.model_version,
+        actor=actor,
+        run_id=run_id,
+        reason=reason or f"A/B experiment {exp.id}: {winner} won",
+        tracking_uri=tracking_uri,
+    )
+    new = dict(current)
+    new["variants"] = [{**v, "weight_bp": 10000 if v["name"] == winner else 0} for v in current["variants"]]
+    new["champion"] = winner
+    answer = routes.put_routes(exp.model, new, run_id=run_id)
+    log.info("promoted %s of %s (version %s) by %s", winner, exp.model, variant.model_version, actor)
+    return {
+        "model": exp.model,
+        "winner": winner,
+        "version": variant.model_version,
+        "alias": alias,
+        "alias_moved": moved,
+        "routes_revision": answer.get("revision"),
+    }
+
+
+def approval_outcome(answer: dict[str, Any] | None) -> dict[str, Any]:
+    """Interpret the approval task's result (``ApprovalOperator`` return value).
+
+    Args:
+        answer: ``{"chosen_options", "params_input", "responded_by_user", "responded_at"}``
+            or None when the approval task produced nothing (it failed or was skipped).
+
+    Returns:
+        ``{"outcome": "approved" | "rejected" | "timed out" | "no answer", "by", "reason"}``.
+    """
+    if not answer:
+        return {"outcome": "no answer", "by": None, "reason": "the approval task ended without an answer"}
+    chosen = list(answer.get("chosen_options") or [])
+    params = answer.get("params_input") or {}
+    user = answer.get("responded_by_user")
+    by = None
+    if isinstance(user, dict):
+        by = user.get("name") or user.get("id")
+    elif user:
+        by = str(user)
+    reason = str(params.get("reason") or "") or None
+    if "Approve" in chosen:
+        return {"outcome": "approved", "by": by, "reason": reason}
+    if by is None:
+        return {
+            "outcome": "timed out",
+            "by": None,
+            "reason": reason or "no answer before the response timeout",
+        }
+    return {"outcome": "rejected", "by": by, "reason": reason or "rejected without a reason"}
