@@ -208,6 +208,16 @@ def validate(frame: pd.DataFrame, suite_doc: dict[str, Any]) -> SuiteResult:
         )
     except Exception as e:  # GE raises pydantic/its own errors for unknown types and bad kwargs
         raise SuiteError(f"suite {suite_doc.get('name')!r} is not a valid expectation suite: {e}") from e
+    if len(suite.expectations) != len(suite_doc["expectations"]):
+        # GE logs and drops an expectation it cannot build (unknown type, bad kwargs): refuse instead
+        kept = {e.expectation_type for e in suite.expectations}
+        dropped = sorted({str(d.get("type")) for d in suite_doc["expectations"]} - kept) or [
+            "(bad arguments)"
+        ]
+        raise SuiteError(
+            f"suite {suite_doc.get('name')!r} is not a valid expectation suite: great-expectations could not "
+            f"build {len(suite_doc['expectations']) - len(suite.expectations)} expectation(s): {', '.join(dropped)}"
+        )
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_doc['name']}_validation", data=batch_def, suite=suite)
     )
