@@ -63,3 +63,22 @@ def test_bad_model_policy_fails_with_the_file_and_the_problem(folder: Path, text
 def test_missing_default_policy_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="default regression policy is missing"):
         load_policy("m", tmp_path)
+
+
+# canary_*.yaml in the same folder belong to canary_promotion, not to this loader
+REGRESSION_FILES = sorted(p for p in (REPO / "policies").glob("*.yaml") if not p.name.startswith("canary"))
+
+
+@pytest.mark.parametrize("path", REGRESSION_FILES, ids=lambda p: p.name)
+def test_every_committed_policy_file_is_valid(path: Path) -> None:
+    p = load_policy(path.stem, REPO / "policies")
+    assert p.sources[-1] == path.name
+
+
+def test_holdout_uri_expands_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from include.regression.pipeline import _holdout_path
+
+    monkeypatch.setenv("MODELGATE_HOME", str(tmp_path))
+    uri = load_policy("churn", REPO / "policies").quality.holdout_uri
+    assert uri is not None
+    assert _holdout_path(uri, tmp_path) == tmp_path / "demo" / "models" / "holdout.parquet"
