@@ -287,8 +287,9 @@ class TrafficThread:
             self.error = e
 
     def start(self) -> TrafficThread:
-        """Start sending; returns self."""
-        self._thread.start()
+        """Start sending (a second call does nothing); returns self."""
+        if not self._thread.is_alive() and self.report is None and self.error is None:
+            self._thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> TrafficReport:

@@ -1,0 +1,201 @@
+"""Canary rollout of a model version with a statistical judge, rollback and human approval (see DOC)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+REGRESSION_PASSED = Asset(name="modelgate_regression_passed", uri="modelgate://registry/regression_passed")
+STAGE_SLOTS = 6  # = include.canary.policy.MAX_STAGES (checked by a test); unused slots skip
+APPROVAL_TIMEOUT = timedelta(hours=24)  # an unanswered approval resolves to its default, Reject
+OPTIONS = ["Approve", "Reject"]
+
+DOC = """
+### canary_promotion
+
+Moves live traffic to a model version in stages and promotes it to `champion` only when a
+statistical judge (include/canary/judge.py, after Kayenta) finds it no worse than the champion.
+Scheduled on `modelgate_regression_passed` (extra: model_name, version); trigger it by hand with conf
+`{"model_name": "churn", "version": "2"}` (optional `policy`: a policy file, `actor`).
+
+1. **prepare** : load the policy (`policies/canary_<model>.yaml` or `canary_default.yaml`), take the
+   model's canary lock (a canary of another version is refused), tag `modelgate.canary.verdict=in_progress`.
+2. **approval_gate / approve_start** : when the policy sets `require_approval`, a human approves
+   (Airflow HITL, UI or REST API) with the regression evidence before any traffic moves.
+3. **route_i / bake_i / judge_i / approval_i**, one slot per stage (default 1, 5, 25, 50, 100 %):
+   routes through `RouterHook`, a deferrable wait (`DateTimeSensorAsync`, no worker slot held), then
+   the judge on the router's events of the window. Pass: next stage. Marginal: a human approves or
+   rejects with the evidence. Fail, critical metric or router guard trip: **rollback at once**
+   (routes back to the champion, `modelgate.canary.verdict=rolled_back` with the reason, audit record,
+   the policy's `on_rollback` callback). Slots beyond the policy's stages skip.
+4. **finish** : after the last stage, alias `champion` moves to the version, the old champion becomes
+   `previous_champion` (`python -m include.canary.rollback --model M` brings it back), routes 100 %.
+5. **finalize** : always runs; a failed task rolls an in-progress canary back; the run fails when the
+   canary was rolled back.
+
+Every task is idempotent and a re-run resumes from the registry's stage tags (docs/canary.md).
+"""
+
+
+def _ctx(plan: dict[str, Any] | None = None) -> Any:
+    from include.canary.controller import Ctx
+    from plugins.mlflow_hook import ModelgateMlflowHook
+    from plugins.router_hook import RouterHook
+    from plugins.task_utils import actor_of
+
+    ModelgateMlflowHook().get_conn()
+    context = get_current_context()
+    actor = (plan or {}).get("actor") or actor_of(dict(context), (context["dag_run"].conf or {}).get("actor"))
+    return Ctx(RouterHook(actor=actor), actor, context["run_id"])
+
+
+def _pull(task_id: str) -> Any:
+    return get_current_context()["ti"].xcom_pull(task_ids=task_id)
+
+
+@dag(
+    dag_id="canary_promotion",
+    schedule=[REGRESSION_PASSED],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["modelgate", "canary"],
+    doc_md=DOC,
+    default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    params={
+        "model_name": Param(
+            None, type=["null", "string"], description="Model name (default: from the Asset)"
+        ),
+        "version": Param(
+            None, type=["null", "string"], description="Candidate version (default: from the Asset)"
+        ),
+        "policy": Param(None, type=["null", "string"], description="Canary policy file (default: by model)"),
+        "actor": Param(None, type=["null", "string"], description="Who acts (default: triggering user)"),
+    },
+)
+def canary_promotion() -> None:  # noqa: C901 - one nested function per task kind
+    @task
+    def prepare() -> dict[str, Any]:
+        from include.canary import controller
+        from include.canary.errors import CanaryStateError
+        from plugins.task_utils import call
+
+        context = get_current_context()
+        conf = context["dag_run"].conf or {}
+        model, version = conf.get("model_name"), conf.get("version")
+        if not model:
+            events = list((context.get("triggering_asset_events") or {}).get(REGRESSION_PASSED, []))
+            extra = events[-1].extra if events else {}
+            model, version = extra.get("model_name"), extra.get("version")
+        if not model or not version:
+            call(_raise, CanaryStateError("conf needs model_name and version (or a regression Asset event)"))
+        ctx = _ctx()
+        plan: dict[str, Any] = call(controller.start, str(model), str(version), ctx, conf.get("policy"))
+        plan["actor"] = ctx.actor
+        return plan
+
+    @task.branch
+    def approval_gate(plan: dict[str, Any]) -> str | None:
+        return "approve_start" if plan["policy"]["require_approval"] and not plan["noop"] else None
+
+    approve_start = HITLOperator(
+        task_id="approve_start",
+        subject="Start the canary of {{ ti.xcom_pull(task_ids='prepare')['model'] }} "
+        "v{{ ti.xcom_pull(task_ids='prepare')['version'] }}?",
+        body="{{ ti.xcom_pull(task_ids='prepare')['evidence_md'] }}",
+        options=OPTIONS,
+        defaults=["Reject"],
+        response_timeout=APPROVAL_TIMEOUT,
+    )
+
+    @task(trigger_rule="none_failed")
+    def route(stage: int) -> dict[str, Any] | None:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.canary import controller
+        from plugins.task_utils import call
+
+        plan = _pull("prepare")
+        start = _pull("approve_start") if stage == 1 else None
+        prev = _pull(f"approval_{stage - 1}") if stage > 1 else None
+        routed = call(controller.route_stage, plan, stage, _ctx(plan), start, prev)
+        if routed is None:
+            raise AirflowSkipException(f"stage {stage}: nothing to do (see the canary tags of the version)")
+        return routed
+
+    @task
+    def judge(stage: int) -> dict[str, Any]:
+        from include.canary import controller
+        from plugins.task_utils import call
+
+        plan = _pull("prepare")
+        return call(controller.judge_stage, plan, _pull(f"route_{stage}"), _ctx(plan))
+
+    @task.branch
+    def gate(stage: int) -> str | None:
+        result = _pull(f"judge_{stage}")
+        return f"approval_{stage}" if result and result.get("decision") == "marginal" else None
+
+    @task(trigger_rule="none_failed")
+    def finish() -> dict[str, Any]:
+        from include.canary import controller
+        from plugins.task_utils import call
+
+        plan = _pull("prepare")
+        last = _pull(f"approval_{len(plan['weights_bp'])}")
+        return call(controller.finish, plan, _ctx(plan), last)
+
+    @task(trigger_rule="all_done")
+    def finalize() -> dict[str, Any] | None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.canary import controller
+
+        context = get_current_context()
+        states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
+        flat = states.get(context["run_id"], states) if isinstance(states, dict) else {}
+        failed = [t for t, s in flat.items() if str(s) in ("failed", "upstream_failed") and t != "finalize"]
+        plan = _pull("prepare")
+        if failed:
+            controller.fail_safe(plan, failed, _ctx(plan))
+            raise AirflowFailException(
+                f"canary run failed in {sorted(failed)}; any canary traffic was rolled back"
+            )
+        result: dict[str, Any] | None = _pull("finish")
+        if result and result.get("verdict") == "rolled_back":
+            raise AirflowFailException(f"canary rolled back: {result.get('reason')}")
+        return result
+
+    plan = prepare()
+    previous: Any = approval_gate(plan) >> approve_start
+    for i in range(1, STAGE_SLOTS + 1):
+        routed = route.override(task_id=f"route_{i}")(i)
+        bake = DateTimeSensorAsync(
+            task_id=f"bake_{i}",
+            target_time=f"{{{{ ti.xcom_pull(task_ids='route_{i}')['judge_at'] }}}}",
+            poke_interval=5,
+        )
+        judged = judge.override(task_id=f"judge_{i}")(i)
+        approval = HITLOperator(
+            task_id=f"approval_{i}",
+            subject=f"Canary stage {i} is marginal: continue?",
+            body=f"{{{{ ti.xcom_pull(task_ids='judge_{i}')['evidence_md'] }}}}",
+            options=OPTIONS,
+            defaults=["Reject"],
+            response_timeout=APPROVAL_TIMEOUT,
+        )
+        previous >> routed >> bake >> judged >> gate.override(task_id=f"gate_{i}")(i) >> approval
+        previous = approval
+    previous >> finish() >> finalize()
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+canary_promotion()

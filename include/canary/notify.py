@@ -1,0 +1,101 @@
+"""Notification callbacks of the canary gate (``on_rollback`` / ``on_promote`` in the policy).
+
+A callback is any importable ``package.module:function`` taking one argument, the event record
+(JSON data: ``event`` = ``rollback`` or ``promote``, ``model``, ``version``, ``reason``, ``stage``,
+``run_id``, ``actor``, ``ts``...). Wire Slack or e-mail by writing such a function, e.g.::
+
+    def slack(event):
+        httpx.post(os.environ["SLACK_WEBHOOK"], json={"text": f"{event['model']} v{event['version']}: "
+                                                            f"{event['event']} ({event['reason']})"})
+
+A failing callback is logged and never undoes the rollback or promotion it reports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from include.canary.errors import InvalidPolicy
+
+log = logging.getLogger(__name__)
+
+
+def load_callable(path: str) -> Callable[[dict[str, Any]], Any]:
+    """Import ``package.module:function``.
+
+    Args:
+        path: the callable's path.
+
+    Returns:
+        The callable.
+
+    Raises:
+        InvalidPolicy: the path is malformed, the module cannot be imported or has no such callable.
+    """
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise InvalidPolicy(f"callback {path!r} must be 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise InvalidPolicy(f"callback {path!r}: cannot import {module_name}: {e}") from e
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise InvalidPolicy(f"callback {path!r}: {module_name} has no callable {attr!r}")
+    return fn
+
+
+def notify(path: str | None, event: dict[str, Any]) -> str | None:
+    """Call a notification callback, never raising.
+
+    Args:
+        path: the callback path (None: nothing to call).
+        event: the record passed to it.
+
+    Returns:
+        None when it ran (or nothing was configured), else the error message.
+    """
+    if not path:
+        return None
+    try:
+        load_callable(path)(event)
+    except Exception as e:  # a broken notifier must not undo a rollback: log and report it
+        log.error("canary notification %s failed: %s", path, e)
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def log_event(event: dict[str, Any]) -> None:
+    """Built-in callback: log the event at WARNING (rollback) or INFO (promote).
+
+    Args:
+        event: the record.
+    """
+    level = logging.WARNING if event.get("event") == "rollback" else logging.INFO
+    log.log(level, "canary %s: %s", event.get("event"), json.dumps(event, default=str))
+
+
+def append_jsonl(event: dict[str, Any]) -> None:
+    """Built-in callback: append the event to ``MODELGATE_CANARY_NOTIFY_FILE``.
+
+    The default file is ``<MODELGATE_HOME>/canary-notifications.jsonl``.
+
+    Args:
+        event: the record.
+    """
+    env = os.environ.get("MODELGATE_CANARY_NOTIFY_FILE")
+    if env:
+        path = Path(env)
+    else:
+        from include.config import get_settings
+
+        path = get_settings().home / "canary-notifications.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event, default=str) + "\n")
