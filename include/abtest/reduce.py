@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from include.abtest.errors import AbTestError
 
 if TYPE_CHECKING:
@@ -36,11 +38,16 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1 << 20
 """Rows per scanned record batch."""
-COMPACT_ROWS = 2_000_000
-"""Partial per-unit rows kept before they are re-aggregated."""
+COMPACT_ROWS = 4_000_000
+"""Raw rows buffered before they are aggregated (with the aggregate so far)."""
+
+USE_THREADS = True
+"""Multi-threaded hash aggregation."""
 
 UNIT = "unit"
 VARIANT = "variant"
+VARIANT_CODE = "variant_code"
+VARIANT_CODE_MAX = "variant_code_max"
 FIRST_TS = "first_ts"
 REQUESTS = "requests"
 CONSENT = "consent_all"
@@ -107,36 +114,40 @@ def _reaggregate(parts: list[pa.Table], keys: list[str], reagg: dict[str, str]) 
 
     table = pa.concat_tables(parts, promote_options="none")
     aggs = [(c, fn) for c, fn in reagg.items()]
-    out = table.group_by(keys, use_threads=True).aggregate(aggs)
+    out = table.group_by(keys, use_threads=USE_THREADS).aggregate(aggs)
     mapping = {f"{c}_{fn}": c for c, fn in aggs}
     return out.rename_columns([mapping.get(n, n) for n in out.column_names]).select(keys + list(reagg))
 
 
 class _Accumulator:
-    """Partial aggregates of batches, compacted when they grow past ``limit`` rows."""
+    """Rows waiting to be aggregated, together with the aggregate so far.
+
+    Raw rows (one per event, or per outcome record) are buffered until ``limit`` of them
+    have arrived; then the buffer and the current aggregate are aggregated together in one
+    hash aggregation (every aggregation is a sum, min or max, so raw rows and aggregated rows
+    combine the same way). Memory: at most ``limit`` raw rows plus one row per unit.
+    """
 
     def __init__(self, keys: list[str], reagg: dict[str, str], limit: int) -> None:
         self.keys = keys
         self.reagg = reagg
         self.limit = limit
         self.parts: list[pa.Table] = []
-        self.rows = 0
+        self.raw_rows = 0
         self.compactions = 0
 
     def add(self, part: pa.Table) -> None:
         self.parts.append(part.select(self.keys + list(self.reagg)))
-        self.rows += part.num_rows
-        if self.rows > self.limit and len(self.parts) > 1:
-            merged = _reaggregate(self.parts, self.keys, self.reagg)
-            self.parts, self.rows = [merged], merged.num_rows
+        self.raw_rows += part.num_rows
+        if self.raw_rows >= self.limit:
+            self.parts = [_reaggregate(self.parts, self.keys, self.reagg)]
+            self.raw_rows = 0
             self.compactions += 1
-            # grow the bound when units alone exceed it, so compaction stays amortised
-            self.limit = max(self.limit, 2 * merged.num_rows)
 
     def result(self) -> pa.Table | None:
         if not self.parts:
             return None
-        if len(self.parts) == 1:
+        if self.raw_rows == 0 and len(self.parts) == 1:
             return self.parts[0]
         return _reaggregate(self.parts, self.keys, self.reagg)
 
@@ -235,6 +246,8 @@ def reduce_units(
         DataError: the events or outcomes are missing or lack a needed column.
     """
 
+    import pyarrow as pa
+
     start = exp.start
     end = min(end, exp.end)
     data_root = Path(data_root)
@@ -253,24 +266,43 @@ def reduce_units(
     out_cols = [f"{OUTCOME_PREFIX}{c}" for c in _outcome_columns(exp)] if by_request else []
     ev_sum_cols = [f"{EVENT_PREFIX}{c}" for c in ev_cols]
 
-    reagg: dict[str, str] = {FIRST_TS: "min", REQUESTS: "sum", CONSENT: "min"}
+    reagg: dict[str, str] = {VARIANT_CODE: "min", VARIANT_CODE_MAX: "max", FIRST_TS: "min", REQUESTS: "sum",
+                             CONSENT: "min"}  # fmt: skip
     reagg.update({c: "sum" for c in ev_sum_cols + out_cols})
-    acc = _Accumulator([UNIT, VARIANT], reagg, compact_rows)
+    acc = _Accumulator([UNIT], reagg, compact_rows)
+    names = pa.array([v.name for v in exp.variants], pa.string())
     events = 0
     without_unit = 0
+    pending: list[Any] = []
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal without_unit, pending_rows
+        rows, nulls = _event_rows(
+            pa.Table.from_batches(pending), unit_col, names, ev_cols, req_outcomes, out_cols
+        )
+        without_unit += nulls
+        acc.add(rows)
+        pending.clear()
+        pending_rows = 0
+
+    # Router files are small (one per flush); coalesce their batches.
     for batch in _event_batches(exp, events_root, start, end, scan_cols, batch_rows):
         if batch.num_rows == 0:
             continue
         events += batch.num_rows
-        part, nulls = _reduce_batch(batch, unit_col, ev_cols, req_outcomes, out_cols)
-        without_unit += nulls
-        acc.add(part)
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= batch_rows:
+            flush()
+    if pending:
+        flush()
 
     table = acc.result()
     if table is None:
         table = _empty_units(ev_sum_cols + out_cols)
-    counts = {"events": events, "events_without_unit": without_unit, "compactions": acc.compactions}
-    table, counts = _exclude(exp, table, counts)
+    counts = {"events": events, "events_without_unit": without_unit, "aggregations": acc.compactions + 1}
+    table, counts = _exclude(table, names, counts)
     if exp.outcomes is not None and not by_request and _outcome_columns(exp):
         table, outcome_rows = _join_unit_outcomes(exp, table, data_root, end, batch_rows, compact_rows)
     counts["outcome_rows"] = outcome_rows
@@ -281,45 +313,50 @@ def reduce_units(
     return UnitReduction(table=table, counts=counts, window=(start.isoformat(), end.isoformat()))
 
 
-def _reduce_batch(
-    batch: Any, unit_col: str, ev_cols: list[str], req_outcomes: pa.Table | None, out_cols: list[str]
+def _event_rows(
+    t: pa.Table,
+    unit_col: str,
+    names: pa.Array,
+    ev_cols: list[str],
+    req_outcomes: pa.Table | None,
+    out_cols: list[str],
 ) -> tuple[pa.Table, int]:
-    """Group one event batch by (unit, variant); returns the partial rows and the events without unit."""
+    """One row per event in the aggregation's columns; returns them and the events without unit.
+
+    The variant becomes its index in the experiment's variants (``len(variants)`` when
+    unknown): its min and max per unit are cheap integer aggregations, and they differ for a
+    unit seen in several variants, so a single string key (the unit) is hashed.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = pa.Table.from_batches([batch])
     unit = t.column(unit_col)
     nulls = int(unit.null_count)
     if nulls:
         t = t.filter(pc.is_valid(unit))
+    code = pc.fill_null(pc.index_in(t.column("variant"), value_set=names), len(names))
     cols: dict[str, Any] = {
         UNIT: t.column(unit_col),
-        VARIANT: t.column("variant"),
-        "ts": t.column("ts"),
-        "consent": pc.cast(t.column("consent"), pa.int8()),
+        VARIANT_CODE: code,
+        VARIANT_CODE_MAX: code,
+        FIRST_TS: t.column("ts"),
+        REQUESTS: pa.array(np.ones(t.num_rows, dtype=np.int64)),
+        CONSENT: pc.cast(t.column("consent"), pa.int8()),
     }
     for c in ev_cols:
         if c == "error":
-            cols[f"{EVENT_PREFIX}error"] = pc.cast(pc.not_equal(t.column("status"), 200), pa.int64())
+            cols[f"{EVENT_PREFIX}error"] = pc.cast(pc.not_equal(t.column("status"), 200), pa.float64())
         else:
             cols[f"{EVENT_PREFIX}{c}"] = pc.fill_null(t.column(c), 0.0)
     if req_outcomes is not None:
         cols["request_id"] = t.column("request_id")
-    part_in = pa.table(cols)
+    rows = pa.table(cols)
     if req_outcomes is not None:
-        part_in = part_in.join(req_outcomes, "request_id", join_type="left outer", use_threads=True)
-        part_in = part_in.drop_columns(["request_id"])
+        rows = rows.join(req_outcomes, "request_id", join_type="left outer", use_threads=True)
+        rows = rows.drop_columns(["request_id"])
         for c in out_cols:
-            part_in = part_in.set_column(
-                part_in.schema.get_field_index(c), c, pc.fill_null(part_in.column(c), 0)
-            )
-    sums = [f"{EVENT_PREFIX}{c}" for c in ev_cols] + out_cols
-    aggs = [("ts", "min"), ("consent", "min"), (UNIT, "count")] + [(c, "sum") for c in sums]
-    part = part_in.group_by([UNIT, VARIANT], use_threads=True).aggregate(aggs)
-    names = {"ts_min": FIRST_TS, "consent_min": CONSENT, f"{UNIT}_count": REQUESTS}
-    names.update({f"{c}_sum": c for c in sums})
-    return part.rename_columns([names.get(n, n) for n in part.column_names]), nulls
+            rows = rows.set_column(rows.schema.get_field_index(c), c, pc.fill_null(rows.column(c), 0.0))
+    return rows, nulls
 
 
 def _empty_units(sum_cols: list[str]) -> pa.Table:
@@ -327,7 +364,8 @@ def _empty_units(sum_cols: list[str]) -> pa.Table:
 
     fields = [
         (UNIT, pa.string()),
-        (VARIANT, pa.string()),
+        (VARIANT_CODE, pa.int32()),
+        (VARIANT_CODE_MAX, pa.int32()),
         (FIRST_TS, pa.timestamp("us", tz="UTC")),
         (CONSENT, pa.int8()),
         (REQUESTS, pa.int64()),
@@ -336,23 +374,25 @@ def _empty_units(sum_cols: list[str]) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
-def _exclude(exp: Experiment, table: pa.Table, counts: dict[str, int]) -> tuple[pa.Table, dict[str, int]]:
-    """Drop units in several variants, units without consent and unknown variants."""
-    import pyarrow as pa
+def _exclude(table: pa.Table, names: pa.Array, counts: dict[str, int]) -> tuple[pa.Table, dict[str, int]]:
+    """Drop units seen in several variants, units without consent and unknown variants."""
     import pyarrow.compute as pc
 
-    per_unit = table.group_by([UNIT]).aggregate([(VARIANT, "count")])
-    multi = per_unit.filter(pc.greater(per_unit.column(f"{VARIANT}_count"), 1)).column(UNIT)
-    counts["units_seen"] = per_unit.num_rows
-    counts["units_in_several_variants"] = len(multi)
-    if len(multi):
-        table = table.filter(pc.invert(pc.is_in(table.column(UNIT), value_set=multi)))
+    def count(mask: Any) -> int:
+        return int(pc.sum(mask).as_py() or 0) if table.num_rows else 0
+
+    counts["units_seen"] = table.num_rows
+    single = pc.equal(table.column(VARIANT_CODE), table.column(VARIANT_CODE_MAX))
+    counts["units_in_several_variants"] = table.num_rows - count(single)
+    table = table.filter(single)
     consent = pc.equal(table.column(CONSENT), 1)
-    counts["units_without_consent"] = table.num_rows - pc.sum(consent).as_py() if table.num_rows else 0
+    counts["units_without_consent"] = table.num_rows - count(consent)
     table = table.filter(consent)
-    known = pc.is_in(table.column(VARIANT), value_set=pa.array([v.name for v in exp.variants]))
-    counts["units_unknown_variant"] = table.num_rows - (pc.sum(known).as_py() or 0) if table.num_rows else 0
+    known = pc.less(table.column(VARIANT_CODE), len(names))
+    counts["units_unknown_variant"] = table.num_rows - count(known)
     table = table.filter(known)
+    variant = names.take(table.column(VARIANT_CODE))
+    table = table.drop_columns([VARIANT_CODE, VARIANT_CODE_MAX]).add_column(1, VARIANT, variant)
     counts["units"] = table.num_rows
     return table, counts
 
@@ -373,10 +413,7 @@ def _join_unit_outcomes(
         if batch.num_rows == 0:
             continue
         rows += batch.num_rows
-        part = _table(batch)
-        part = _as_float(part, cols)
-        g = part.group_by(["unit_id"]).aggregate([(c, "sum") for c in cols])
-        acc.add(g.rename_columns([n.removesuffix("_sum") for n in g.column_names]))
+        acc.add(_as_float(_table(batch), cols))
     summed = acc.result()
     names = [f"{OUTCOME_PREFIX}{c}" for c in cols]
     if summed is None:
@@ -422,11 +459,11 @@ def _join_covariate(exp: Experiment, table: pa.Table, data_root: Path) -> tuple[
     dset = _dataset(_resolve(exp.cuped.path, data_root), exp.cuped.format, False)
     _require(dset, ["unit_id", exp.cuped.column], f"covariates {exp.cuped.path}")
     cov = dset.to_table(columns=["unit_id", exp.cuped.column])
-    if pc.count_distinct(cov.column("unit_id")).as_py() != cov.num_rows:
-        raise DataError(f"covariates {exp.cuped.path}: unit_id repeats; one pre-period value per unit")
     cov = cov.rename_columns(["unit_id", COVARIATE])
     cov = cov.set_column(1, COVARIATE, pc.cast(cov.column(COVARIATE), "float64"))
     joined = table.join(cov, UNIT, "unit_id", join_type="left outer", use_threads=True)
+    if joined.num_rows != table.num_rows:  # a repeated unit id multiplies rows in the join
+        raise DataError(f"covariates {exp.cuped.path}: unit_id repeats; one pre-period value per unit")
     missing = joined.column(COVARIATE).null_count
     joined = joined.set_column(
         joined.schema.get_field_index(COVARIATE), COVARIATE, pc.fill_null(joined.column(COVARIATE), 0.0)
