@@ -128,18 +128,15 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
             raise AirflowSkipException(f"stage {stage}: nothing to do (see the canary tags of the version)")
         return routed
 
-    @task
-    def judge(stage: int) -> dict[str, Any]:
+    @task.branch
+    def judge(stage: int) -> str | None:
         from include.canary import controller
         from plugins.task_utils import call
 
         plan = _pull("prepare")
-        return call(controller.judge_stage, plan, _pull(f"route_{stage}"), _ctx(plan))
-
-    @task.branch
-    def gate(stage: int) -> str | None:
-        result = _pull(f"judge_{stage}")
-        return f"approval_{stage}" if result and result.get("decision") == "marginal" else None
+        result = call(controller.judge_stage, plan, _pull(f"route_{stage}"), _ctx(plan))
+        get_current_context()["ti"].xcom_push(key="judge", value=result)
+        return f"approval_{stage}" if result.get("decision") == "marginal" else None
 
     @task(trigger_rule="none_failed")
     def finish() -> dict[str, Any]:
@@ -184,12 +181,12 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         approval = HITLOperator(
             task_id=f"approval_{i}",
             subject=f"Canary stage {i} is marginal: continue?",
-            body=f"{{{{ ti.xcom_pull(task_ids='judge_{i}')['evidence_md'] }}}}",
+            body=f"{{{{ ti.xcom_pull(task_ids='judge_{i}', key='judge')['evidence_md'] }}}}",
             options=OPTIONS,
             defaults=["Reject"],
             response_timeout=APPROVAL_TIMEOUT,
         )
-        previous >> routed >> bake >> judged >> gate.override(task_id=f"gate_{i}")(i) >> approval
+        previous >> routed >> bake >> judged >> approval
         previous = approval
     previous >> finish() >> finalize()
 

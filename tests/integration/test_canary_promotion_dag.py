@@ -169,3 +169,152 @@ def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back
     assert _served_versions(env) == {"1": 60}
     assert env.tags(v2)[cc.TAG_VERDICT] == "rolled_back"
     assert any(r.action == "champion.rollback" and r.actor == "oncall" for r in audit.read_records()[-5:])
+
+
+def test_failing_candidate_is_cut_by_the_guard_and_rolled_back_and_the_champion_serves_everything(env: Env) -> None:
+    bad = env.register(make_erroring_model(env.tmp / "bad.onnx", seed=1, threshold=0.0))
+    with env.traffic():
+        dr = run_dag(DAG_FILE, DAG_ID, env.conf(bad))
+    states = task_states(dr)
+    assert dr.state == "failed" and states["finalize"] == "failed", states
+    assert states["judge_1"] == "success" and states["route_2"] == "skipped"
+    assert reg.get_alias_version(env.name, "champion") == "1"
+    _champion_only(env, "1")
+    assert _served_versions(env) == {"1": 60}, "after the rollback every request is served by the champion"
+    tags = env.tags(bad)
+    assert tags[cc.TAG_VERDICT] == "rolled_back"
+    assert "router guard cut the canary" in tags[cc.TAG_REASON] and "error rate" in tags[cc.TAG_REASON]
+    stage1 = json.loads(tags["modelgate.canary.stage_1"])
+    assert stage1["decision"] == "rollback" and stage1["metrics"]["error_rate"] in ("High", "NoData")
+    guard = httpx.get(f"{env.router.url}/admin/guard/events", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert any(e["model"] == env.name and e["version"] == bad for e in guard.json()["events"])
+    rec = next(r for r in audit.read_records() if r.action == "canary.rollback" and env.name in r.subject)
+    assert rec.run_id == dr.run_id and rec.after["stage"] == 1
+    notes = _notifications(env)
+    assert [n["event"] for n in notes] == ["rollback"] and notes[0]["version"] == bad
+    assert cc.read_lock(env.name) is None
+
+
+def test_a_second_canary_of_the_same_model_is_refused_while_one_is_in_progress(env: Env) -> None:
+    v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
+    v3 = env.register(make_shifted_model(env.tmp / "v3.onnx", seed=1, graph_name="v3"))
+    router = RouterClient(env.router.url, ADMIN_TOKEN)
+    first = cc.start(env.name, v2, cc.Ctx(router, "alice", "run-a"), str(env.policy))
+    assert first["noop"] is None and cc.read_lock(env.name)["version"] == v2
+    with pytest.raises(cc.CanaryLocked) as e:
+        cc.start(env.name, v3, cc.Ctx(router, "bob", "run-b"), str(env.policy))
+    assert f"a canary of {env.name} version {v2} is in progress (run run-a" in e.value.message
+    assert "--abort" in e.value.message
+    assert cc.version_tags(env.name, v3) == {}, "the refused candidate is left untouched"
+    out = rb.abort(env.name, router, "oncall")
+    assert out["event"] == "rollback" and "aborted by oncall" in out["reason"]
+    assert cc.read_lock(env.name) is None and env.tags(v2)[cc.TAG_VERDICT] == "rolled_back"
+    assert cc.start(env.name, v3, cc.Ctx(router, "bob", "run-b"), str(env.policy))["noop"] is None
+
+
+class _Approver(threading.Thread):
+    """Answers the DAG's HITL requests through the Airflow REST API of a real api-server."""
+
+    def __init__(self, api: str, answers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.api, self.answers, self.bodies = api, dict(answers), {}
+        self.done = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 240
+        with httpx.Client(base_url=self.api, timeout=30) as c:
+            token = c.get("/auth/token").json()["access_token"]
+            c.headers["Authorization"] = f"Bearer {token}"
+            while self.answers and time.monotonic() < deadline and not self.done.is_set():
+                r = c.get(f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails")
+                for d in r.json().get("hitl_details", []) if r.status_code == 200 else []:
+                    ti = d["task_instance"]
+                    if d["response_received"] or ti["task_id"] not in self.answers:
+                        continue
+                    self.bodies[ti["task_id"]] = d["body"]
+                    url = (f"/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+                           f"{ti['task_id']}/{ti['map_index']}/hitlDetails")
+                    p = c.patch(url, json={"chosen_options": [self.answers.pop(ti["task_id"])], "params_input": {}})
+                    if p.status_code != 200:
+                        self.errors.append(f"{p.status_code} {p.text[:300]}")
+                time.sleep(0.5)
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[str]:
+    """A real Airflow api-server on the tests' metadata DB (all users admin, loopback only)."""
+    ensure_airflow_db()
+    port = free_port()
+    env = dict(os.environ, AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
+    airflow = Path(sys.executable).parent / "airflow"
+    with open(tmp_path / "api-server.log", "wb") as log:
+        proc = subprocess.Popen([str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v2/version", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def test_marginal_candidate_waits_for_approval_and_the_answers_given_through_the_api_decide(
+    env: Env, api_server: str
+) -> None:
+    shifted = env.register(make_shifted_model(env.tmp / "shifted.onnx", seed=1, shift=2.0))
+    approver = _Approver(api_server, {"approval_1": "Approve", "approval_2": "Reject"})
+    approver.start()
+    with env.traffic():
+        dr = run_dag(DAG_FILE, DAG_ID, env.conf(shifted))
+    approver.done.set()
+    approver.join(10)
+    states = task_states(dr)
+    assert not approver.errors and not approver.answers, (approver.errors, approver.answers)
+    assert states["approval_1"] == "success" and states["approval_2"] == "success", states
+    assert "| score | High (failed)" in approver.bodies["approval_1"], "the evidence is in the approval form"
+    tags = env.tags(shifted)
+    s1, s2 = (json.loads(tags[f"modelgate.canary.stage_{i}"]) for i in (1, 2))
+    assert s1["decision"] == "approved" and s1["score"] == 75.0 and s1["approved_by"]
+    assert s2["decision"] == "marginal"
+    assert tags[cc.TAG_VERDICT] == "rolled_back" and "stage 2 was marginal" in tags[cc.TAG_REASON]
+    assert "rejected it" in tags[cc.TAG_REASON]
+    assert dr.state == "failed"
+    assert reg.get_alias_version(env.name, "champion") == "1"
+    _champion_only(env, "1")
+
+
+KILLED_RUN = """
+import sys
+sys.path[:0] = ['.', 'tests', 'serving_images/router']
+from support_airflow import run_dag
+run_dag('canary_promotion.py', 'canary_promotion', {conf!r})
+"""
+
+
+def test_run_killed_between_setting_routes_and_tagging_is_rerun_and_converges(env: Env) -> None:
+    v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
+    ensure_airflow_db()
+    with env.traffic():
+        proc = subprocess.run(
+            [sys.executable, "-c", KILLED_RUN.format(conf=env.conf(v2))], cwd=REPO, capture_output=True,
+            env=dict(os.environ, MODELGATE_CANARY_CRASH_AT="after_routes:2"), timeout=180,
+        )
+        assert proc.returncode == -9, proc.stderr[-3000:]
+        # killed after the router took stage 2 (100 %) and before the registry recorded it
+        assert {v["name"]: v["weight_bp"] for v in env.routes()["variants"]} == {"champion": 0, "canary": 10000}
+        tags = env.tags(v2)
+        assert tags[cc.TAG_STAGE] == "1" and tags[cc.TAG_VERDICT] == "in_progress"
+        killed_run = cc.read_lock(env.name)["run_id"]
+        dr = run_dag(DAG_FILE, DAG_ID, env.conf(v2))
+    states = task_states(dr)
+    assert dr.state == "success", states
+    assert states["route_1"] == "skipped", "stage 1 had passed: the re-run resumes at stage 2"
+    assert reg.get_alias_version(env.name, "champion") == v2
+    _champion_only(env, v2)
+    assert env.tags(v2)[cc.TAG_VERDICT] == "promoted" and cc.read_lock(env.name) is None
+    changes = httpx.get(f"{env.router.url}/admin/changes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    full = [c for c in changes.json()["changes"] if c["action"] == "routes.put" and c["subject"] == f"routes:{env.name}"
+            and any(v["name"] == "canary" and v["weight_bp"] == 10000 for v in (c["after"] or {}).get("variants", []))]
+    assert len(full) == 1, "the re-run found stage 2's routes in place and did not set them again"
+    assert any(r.action == "canary.lock" and r.before and r.before["run_id"] == killed_run
+               for r in audit.read_records() if env.name in r.subject), "the re-run took over the lock"
