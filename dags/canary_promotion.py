@@ -187,6 +187,7 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
             response_timeout=APPROVAL_TIMEOUT,
         )
         previous >> routed >> bake >> judged >> approval
+        routed >> [judged, approval]  # a skipped route skips its whole slot in one scheduling pass
         previous = approval
     previous >> finish() >> finalize()
 

@@ -90,3 +90,95 @@ def make_erroring_model(
     g.node.extend(nodes[:at] + extra + nodes[at:])
     onnx.checker.check_model(model, full_check=True)
     return atomic_write_bytes(path, model.SerializeToString())
+
+
+def _slow_graph(n_features: int, seed: int, layers: int, width: int) -> onnx.ModelProto:
+    model = build_linear_model(n_features, seed=seed, graph_name=f"slow_{layers}")
+    g = model.graph
+    rng = np.random.default_rng(seed + 1)
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "S_AXES"),
+            numpy_helper.from_array(
+                (rng.normal(size=(n_features, width)) / np.sqrt(n_features)).astype(np.float32), "S_W0"
+            ),
+            numpy_helper.from_array(
+                (rng.normal(size=(width, width)) / np.sqrt(width)).astype(np.float32), "S_M"
+            ),
+            numpy_helper.from_array(np.array([0.0], dtype=np.float32), "S_ZERO"),
+        ]
+    )
+    # burn: tanh((sum over rows of input) @ W0), then `layers` times tanh(h @ M); the result times 0
+    # is added to the logit, so predictions equal the linear model's and the cost is per call, not per row
+    extra = [
+        helper.make_node("ReduceSum", ["input", "S_AXES"], ["s_sum"], keepdims=1),
+        helper.make_node("MatMul", ["s_sum", "S_W0"], ["s_h0"]),
+    ]
+    prev = "s_h0"
+    for k in range(layers):
+        extra += [
+            helper.make_node("MatMul", [prev, "S_M"], [f"s_m{k}"]),
+            helper.make_node("Tanh", [f"s_m{k}"], [f"s_h{k + 1}"]),
+        ]
+        prev = f"s_h{k + 1}"
+    extra += [
+        helper.make_node("ReduceSum", [prev], ["s_total"], keepdims=0),
+        helper.make_node("Mul", ["s_total", "S_ZERO"], ["s_nothing"]),
+        helper.make_node("Add", ["linear", "s_nothing"], ["linear_s"]),
+    ]
+    nodes = list(g.node)
+    at = next(i for i, n in enumerate(nodes) if n.op_type == "Add" and "linear" in n.output) + 1
+    for n in nodes[at:]:
+        n.input[:] = ["linear_s" if x == "linear" else x for x in n.input]
+    del g.node[:]
+    g.node.extend(nodes[:at] + extra + nodes[at:])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _call_ms(model: onnx.ModelProto, n_features: int) -> float:
+    import time
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(
+        model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
+    )
+    x = np.ones((1, n_features), dtype=np.float32)
+    sess.run(None, {"input": x})
+    times = []
+    for _ in range(15):
+        t = time.perf_counter()
+        sess.run(None, {"input": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1000.0
+
+
+def make_slow_model(
+    path: Path | str, target_ms: float = 8.0, n_features: int = 30, seed: int = 0, width: int = 256
+) -> Path:
+    """Write a classifier that predicts like the demo linear model but takes about ``target_ms`` per call.
+
+    The extra work is a chain of ``width x width`` matrix products on one vector, sized by timing a
+    probe on this machine (single intra-op thread, as the router runs sessions), so it passes an
+    offline latency budget such as "p99 under 10 ms" yet trips a live latency guard set below it.
+
+    Args:
+        path: where to write the model.
+        target_ms: wanted time per call.
+        n_features: input width.
+        seed: seed of the weights.
+        width: width of the burn layers.
+
+    Returns:
+        The path.
+    """
+    probe_layers = 20
+    per_layer = max(
+        _call_ms(_slow_graph(n_features, seed, probe_layers, width), n_features) / probe_layers, 1e-4
+    )
+    layers = int(min(4000, max(1, round(target_ms / per_layer))))
+    model = _slow_graph(n_features, seed, layers, width)
+    return atomic_write_bytes(path, model.SerializeToString())

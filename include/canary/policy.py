@@ -1,6 +1,7 @@
 """Canary policy: stages, bake time, approval, judge thresholds and callbacks, from YAML.
 
-Lookup for model ``M``: an explicit path (DAG conf ``policy``), else ``policies/canary_M.yaml``, else
+Lookup for model ``M``: an explicit path (DAG conf ``policy``), else the file named by
+``MODELGATE_CANARY_POLICY`` (e.g. the demo's stack), else ``policies/canary_M.yaml``, else
 ``policies/canary_default.yaml`` (``MODELGATE_POLICY_DIR`` overrides the folder). The file holds a
 ``canary:`` mapping; every key is optional and documented in ``docs/canary.md``.
 """
@@ -152,7 +153,7 @@ def load_policy(model: str, path: str | Path | None = None) -> CanaryPolicy:
 
     Args:
         model: the model name.
-        path: an explicit policy file (overrides the lookup).
+        path: an explicit policy file (overrides ``MODELGATE_CANARY_POLICY`` and the lookup).
 
     Returns:
         The policy.
@@ -160,6 +161,7 @@ def load_policy(model: str, path: str | Path | None = None) -> CanaryPolicy:
     Raises:
         InvalidPolicy: the file is missing, not YAML, or invalid.
     """
+    path = path or os.environ.get("MODELGATE_CANARY_POLICY") or None
     if path is not None:
         candidates = [Path(path)]
         if not candidates[0].is_file():

@@ -40,7 +40,7 @@ from include.traffic.generator import TrafficConfig, TrafficThread
 pytestmark = pytest.mark.integration
 
 DAG_FILE, DAG_ID = "canary_promotion.py", "canary_promotion"
-BAKE = 3.0
+BAKE = 2.0
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Env:
     def register(self, path: Path) -> str:
         return str(reg.register_model(self.name, path, actor="test").version)
 
-    def traffic(self, rate: float = 120, duration: float = 120) -> TrafficThread:
+    def traffic(self, rate: float = 150, duration: float = 150) -> TrafficThread:
         cfg = TrafficConfig(self.router.url, self.name, rate=rate, duration_s=duration, n_units=500)
         return TrafficThread(cfg, self.spec).start()
 
@@ -70,17 +70,29 @@ class Env:
         return cc.version_tags(self.name, version)
 
     def conf(self, version: str, **kw: Any) -> dict[str, Any]:
-        return {"model_name": self.name, "version": version, "policy": str(self.policy), "actor": "tester", **kw}
+        return {
+            "model_name": self.name,
+            "version": version,
+            "policy": str(self.policy),
+            "actor": "tester",
+            **kw,
+        }
 
 
 def _policy(path: Path, **over: Any) -> Path:
     doc = {
         "stages": [20, 100],
         "bake_seconds": BAKE,
-        "events_grace_seconds": 1.5,
+        "events_grace_seconds": 1.0,
         "judge": {"metrics": {m: {"min_samples": 30} for m in ("error_rate", "latency_ms", "score")}},
-        "guard": {"enabled": True, "window": 50, "min_requests": 20, "max_error_rate": 0.1, "max_latency_ms": 250,
-                  "max_slow_rate": 0.5},
+        "guard": {
+            "enabled": True,
+            "window": 50,
+            "min_requests": 20,
+            "max_error_rate": 0.1,
+            "max_latency_ms": 250,
+            "max_slow_rate": 0.5,
+        },
         "on_rollback": "include.canary.notify:append_jsonl",
         "on_promote": "include.canary.notify:append_jsonl",
     }
@@ -97,7 +109,9 @@ def env(tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     v1 = make_shifted_model(tmp_path / "v1.onnx", seed=1, graph_name="v1")
     version = str(reg.register_model(name, v1, actor="test").version)
     reg.set_alias(name, "champion", version, actor="test")
-    routes = {"models": {name: {"variants": [{"name": "champion", "uri": f"models:/{name}/1", "weight_bp": 10000}]}}}
+    routes = {
+        "models": {name: {"variants": [{"name": "champion", "uri": f"models:/{name}/1", "weight_bp": 10000}]}}
+    }
     router = start_router(tmp_path / "router", routes)
     notify = tmp_path / "notify.jsonl"
     monkeypatch.setenv("MODELGATE_ROUTER_URL", router.url)
@@ -127,7 +141,9 @@ def _served_versions(e: Env, n: int = 60) -> dict[str, int]:
     return th.stop().by_version
 
 
-def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back_in_one_command(env: Env) -> None:
+def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back_in_one_command(
+    env: Env,
+) -> None:
     v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
     with env.traffic():
         dr = run_dag(DAG_FILE, DAG_ID, env.conf(v2))
@@ -151,15 +167,23 @@ def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back
     assert any(r.action == "routes.put" and r.run_id == dr.run_id for r in recs)
     assert [n["event"] for n in _notifications(env)] == ["promote"]
 
-    dr2 = run_dag(DAG_FILE, DAG_ID, env.conf(v2))  # re-run: nothing happens twice
-    assert dr2.state == "success", task_states(dr2)
+    # running it again (the whole start and finish) changes nothing and promotes nothing twice
+    router = RouterClient(env.router.url, ADMIN_TOKEN)
+    again = cc.start(env.name, v2, cc.Ctx(router, "tester", "rerun"), str(env.policy))
+    assert again["noop"] == f"canary of {env.name} version {v2} already ended: promoted"
+    assert cc.finish(again, cc.Ctx(router, "tester", "rerun"))["verdict"] == "noop"
+    assert cc.route_stage(again, 1, cc.Ctx(router, "tester", "rerun")) is None
     recs2 = [r for r in audit.read_records() if env.name in r.subject]
-    assert [r.action for r in recs2].count("canary.promote") == 1
-    assert [r.action for r in recs2].count("set_alias") == [r.action for r in recs].count("set_alias")
+    assert len(recs2) == len(recs), "no new audit record: nothing changed"
+    assert cc.read_lock(env.name) is None
 
     res = subprocess.run(
         [sys.executable, "-m", "include.canary.rollback", "--model", env.name, "--actor", "oncall"],
-        cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["champion"] == "1"
@@ -171,7 +195,9 @@ def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back
     assert any(r.action == "champion.rollback" and r.actor == "oncall" for r in audit.read_records()[-5:])
 
 
-def test_failing_candidate_is_cut_by_the_guard_and_rolled_back_and_the_champion_serves_everything(env: Env) -> None:
+def test_failing_candidate_is_cut_by_the_guard_and_rolled_back_and_the_champion_serves_everything(
+    env: Env,
+) -> None:
     bad = env.register(make_erroring_model(env.tmp / "bad.onnx", seed=1, threshold=0.0))
     with env.traffic():
         dr = run_dag(DAG_FILE, DAG_ID, env.conf(bad))
@@ -186,7 +212,9 @@ def test_failing_candidate_is_cut_by_the_guard_and_rolled_back_and_the_champion_
     assert "router guard cut the canary" in tags[cc.TAG_REASON] and "error rate" in tags[cc.TAG_REASON]
     stage1 = json.loads(tags["modelgate.canary.stage_1"])
     assert stage1["decision"] == "rollback" and stage1["metrics"]["error_rate"] in ("High", "NoData")
-    guard = httpx.get(f"{env.router.url}/admin/guard/events", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    guard = httpx.get(
+        f"{env.router.url}/admin/guard/events", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     assert any(e["model"] == env.name and e["version"] == bad for e in guard.json()["events"])
     rec = next(r for r in audit.read_records() if r.action == "canary.rollback" and env.name in r.subject)
     assert rec.run_id == dr.run_id and rec.after["stage"] == 1
@@ -233,29 +261,103 @@ class _Approver(threading.Thread):
                     if d["response_received"] or ti["task_id"] not in self.answers:
                         continue
                     self.bodies[ti["task_id"]] = d["body"]
-                    url = (f"/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-                           f"{ti['task_id']}/{ti['map_index']}/hitlDetails")
-                    p = c.patch(url, json={"chosen_options": [self.answers.pop(ti["task_id"])], "params_input": {}})
+                    url = (
+                        f"/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+                        f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
+                    )
+                    p = c.patch(
+                        url, json={"chosen_options": [self.answers.pop(ti["task_id"])], "params_input": {}}
+                    )
                     if p.status_code != 200:
                         self.errors.append(f"{p.status_code} {p.text[:300]}")
                 time.sleep(0.5)
 
 
-@pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[str]:
-    """A real Airflow api-server on the tests' metadata DB (all users admin, loopback only)."""
+@pytest.fixture(scope="module", autouse=True)
+def _api_server_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real Airflow api-server on the tests' metadata DB (all users admin, loopback only).
+
+    Started when the module starts so that it is up by the time the approval test needs it.
+    """
     ensure_airflow_db()
     port = free_port()
     env = dict(os.environ, AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
     airflow = Path(sys.executable).parent / "airflow"
-    with open(tmp_path / "api-server.log", "wb") as log:
-        proc = subprocess.Popen([str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = tmp_path_factory.mktemp("api-server") / "api-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        wait_http(f"http://127.0.0.1:{port}/api/v2/version", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def api_server(_api_server_process: tuple[subprocess.Popen[bytes], str]) -> str:
+    proc, url = _api_server_process
+    wait_http(f"{url}/api/v2/version", timeout=120, proc=proc)
+    return url
+
+
+KILLED_RUN = """
+import sys
+sys.path[:0] = ['.', 'tests', 'serving_images/router']
+from support_airflow import run_dag
+run_dag('canary_promotion.py', 'canary_promotion', {conf!r})
+"""
+
+
+def test_run_killed_between_setting_routes_and_tagging_is_rerun_and_converges(env: Env) -> None:
+    v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
+    ensure_airflow_db()
+    with env.traffic():
+        proc = subprocess.run(
+            [sys.executable, "-c", KILLED_RUN.format(conf=env.conf(v2))],
+            cwd=REPO,
+            capture_output=True,
+            env=dict(os.environ, MODELGATE_CANARY_CRASH_AT="after_routes:2"),
+            timeout=180,
+        )
+        assert proc.returncode == -9, proc.stderr[-3000:]
+        # killed after the router took stage 2 (100 %) and before the registry recorded it
+        assert {v["name"]: v["weight_bp"] for v in env.routes()["variants"]} == {
+            "champion": 0,
+            "canary": 10000,
+        }
+        tags = env.tags(v2)
+        assert tags[cc.TAG_STAGE] == "1" and tags[cc.TAG_VERDICT] == "in_progress"
+        killed_run = cc.read_lock(env.name)["run_id"]
+        dr = run_dag(DAG_FILE, DAG_ID, env.conf(v2))
+    states = task_states(dr)
+    assert dr.state == "success", states
+    assert states["route_1"] == "skipped", "stage 1 had passed: the re-run resumes at stage 2"
+    assert reg.get_alias_version(env.name, "champion") == v2
+    _champion_only(env, v2)
+    assert env.tags(v2)[cc.TAG_VERDICT] == "promoted" and cc.read_lock(env.name) is None
+    changes = httpx.get(f"{env.router.url}/admin/changes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    full = [
+        c
+        for c in changes.json()["changes"]
+        if c["action"] == "routes.put"
+        and c["subject"] == f"routes:{env.name}"
+        and any(
+            v["name"] == "canary" and v["weight_bp"] == 10000 for v in (c["after"] or {}).get("variants", [])
+        )
+    ]
+    assert len(full) == 1, "the re-run found stage 2's routes in place and did not set them again"
+    assert any(
+        r.action == "canary.lock" and r.before and r.before["run_id"] == killed_run
+        for r in audit.read_records()
+        if env.name in r.subject
+    ), "the re-run took over the lock"
 
 
 def test_marginal_candidate_waits_for_approval_and_the_answers_given_through_the_api_decide(
@@ -281,40 +383,3 @@ def test_marginal_candidate_waits_for_approval_and_the_answers_given_through_the
     assert dr.state == "failed"
     assert reg.get_alias_version(env.name, "champion") == "1"
     _champion_only(env, "1")
-
-
-KILLED_RUN = """
-import sys
-sys.path[:0] = ['.', 'tests', 'serving_images/router']
-from support_airflow import run_dag
-run_dag('canary_promotion.py', 'canary_promotion', {conf!r})
-"""
-
-
-def test_run_killed_between_setting_routes_and_tagging_is_rerun_and_converges(env: Env) -> None:
-    v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
-    ensure_airflow_db()
-    with env.traffic():
-        proc = subprocess.run(
-            [sys.executable, "-c", KILLED_RUN.format(conf=env.conf(v2))], cwd=REPO, capture_output=True,
-            env=dict(os.environ, MODELGATE_CANARY_CRASH_AT="after_routes:2"), timeout=180,
-        )
-        assert proc.returncode == -9, proc.stderr[-3000:]
-        # killed after the router took stage 2 (100 %) and before the registry recorded it
-        assert {v["name"]: v["weight_bp"] for v in env.routes()["variants"]} == {"champion": 0, "canary": 10000}
-        tags = env.tags(v2)
-        assert tags[cc.TAG_STAGE] == "1" and tags[cc.TAG_VERDICT] == "in_progress"
-        killed_run = cc.read_lock(env.name)["run_id"]
-        dr = run_dag(DAG_FILE, DAG_ID, env.conf(v2))
-    states = task_states(dr)
-    assert dr.state == "success", states
-    assert states["route_1"] == "skipped", "stage 1 had passed: the re-run resumes at stage 2"
-    assert reg.get_alias_version(env.name, "champion") == v2
-    _champion_only(env, v2)
-    assert env.tags(v2)[cc.TAG_VERDICT] == "promoted" and cc.read_lock(env.name) is None
-    changes = httpx.get(f"{env.router.url}/admin/changes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    full = [c for c in changes.json()["changes"] if c["action"] == "routes.put" and c["subject"] == f"routes:{env.name}"
-            and any(v["name"] == "canary" and v["weight_bp"] == 10000 for v in (c["after"] or {}).get("variants", []))]
-    assert len(full) == 1, "the re-run found stage 2's routes in place and did not set them again"
-    assert any(r.action == "canary.lock" and r.before and r.before["run_id"] == killed_run
-               for r in audit.read_records() if env.name in r.subject), "the re-run took over the lock"
