@@ -92,9 +92,21 @@ def make_erroring_model(
     return atomic_write_bytes(path, model.SerializeToString())
 
 
-def _slow_graph(n_features: int, seed: int, layers: int, width: int) -> onnx.ModelProto:
-    model = build_linear_model(n_features, seed=seed, graph_name=f"slow_{layers}")
-    g = model.graph
+def _add_burn(model: onnx.ModelProto, layers: int, width: int, seed: int) -> onnx.ModelProto:
+    """Return a copy of ``model`` whose float output gains ``0 * burn(input)`` (same values, more time)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inp = g.input[0]
+    n_features = inp.type.tensor_type.shape.dim[1].dim_value
+    out = next(
+        (o for o in g.output if o.name == "probabilities"),
+        next(o for o in g.output if o.type.tensor_type.elem_type == TensorProto.FLOAT),
+    )
+    pre = f"{out.name}_before_burn"
+    for n in g.node:
+        n.output[:] = [pre if x == out.name else x for x in n.output]
+        n.input[:] = [pre if x == out.name else x for x in n.input]
     rng = np.random.default_rng(seed + 1)
     g.initializer.extend(
         [
@@ -105,35 +117,30 @@ def _slow_graph(n_features: int, seed: int, layers: int, width: int) -> onnx.Mod
             numpy_helper.from_array(
                 (rng.normal(size=(width, width)) / np.sqrt(width)).astype(np.float32), "S_M"
             ),
-            numpy_helper.from_array(np.array([0.0], dtype=np.float32), "S_ZERO"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "S_ZERO"),
         ]
     )
-    # burn: tanh((sum over rows of input) @ W0), then `layers` times tanh(h @ M); the result times 0
-    # is added to the logit, so predictions equal the linear model's and the cost is per call, not per row
-    extra = [
-        helper.make_node("ReduceSum", ["input", "S_AXES"], ["s_sum"], keepdims=1),
+    # burn: (sum over rows of input) @ W0, then `layers` times tanh(h @ M); the result times 0 is added
+    # to the output, so values are unchanged and the cost is per call, not per row
+    nodes = [
+        helper.make_node("ReduceSum", [inp.name, "S_AXES"], ["s_sum"], keepdims=1),
         helper.make_node("MatMul", ["s_sum", "S_W0"], ["s_h0"]),
     ]
     prev = "s_h0"
     for k in range(layers):
-        extra += [
+        nodes += [
             helper.make_node("MatMul", [prev, "S_M"], [f"s_m{k}"]),
             helper.make_node("Tanh", [f"s_m{k}"], [f"s_h{k + 1}"]),
         ]
         prev = f"s_h{k + 1}"
-    extra += [
+    nodes += [
         helper.make_node("ReduceSum", [prev], ["s_total"], keepdims=0),
         helper.make_node("Mul", ["s_total", "S_ZERO"], ["s_nothing"]),
-        helper.make_node("Add", ["linear", "s_nothing"], ["linear_s"]),
+        helper.make_node("Add", [pre, "s_nothing"], [out.name]),
     ]
-    nodes = list(g.node)
-    at = next(i for i, n in enumerate(nodes) if n.op_type == "Add" and "linear" in n.output) + 1
-    for n in nodes[at:]:
-        n.input[:] = ["linear_s" if x == "linear" else x for x in n.input]
-    del g.node[:]
-    g.node.extend(nodes[:at] + extra + nodes[at:])
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    g.node.extend(nodes)
+    onnx.checker.check_model(m, full_check=True)
+    return m
 
 
 def _call_ms(model: onnx.ModelProto, n_features: int) -> float:
@@ -147,38 +154,64 @@ def _call_ms(model: onnx.ModelProto, n_features: int) -> float:
         model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
     )
     x = np.ones((1, n_features), dtype=np.float32)
-    sess.run(None, {"input": x})
+    sess.run(None, {model.graph.input[0].name: x})
     times = []
     for _ in range(15):
         t = time.perf_counter()
-        sess.run(None, {"input": x})
+        sess.run(None, {model.graph.input[0].name: x})
         times.append(time.perf_counter() - t)
     return float(np.median(times)) * 1000.0
 
 
-def make_slow_model(
-    path: Path | str, target_ms: float = 8.0, n_features: int = 30, seed: int = 0, width: int = 256
+def make_slow_copy(
+    src: Path | str, path: Path | str, target_ms: float = 6.0, seed: int = 0, width: int = 256
 ) -> Path:
-    """Write a classifier that predicts like the demo linear model but takes about ``target_ms`` per call.
+    """Write a copy of an ONNX model that predicts the same values but takes about ``target_ms`` more per call.
 
     The extra work is a chain of ``width x width`` matrix products on one vector, sized by timing a
-    probe on this machine (single intra-op thread, as the router runs sessions), so it passes an
-    offline latency budget such as "p99 under 10 ms" yet trips a live latency guard set below it.
+    probe on this machine (single intra-op thread, as the router runs sessions), so the copy of a
+    champion-like model passes an offline budget such as "p99 under 10 ms" and agrees with the
+    champion, yet trips a live latency guard set below the added time. The input must be float
+    ``[N, F]`` and the opset at least 13 (``ReduceSum`` with an ``axes`` input).
 
     Args:
-        path: where to write the model.
-        target_ms: wanted time per call.
-        n_features: input width.
-        seed: seed of the weights.
+        src: the model to copy (e.g. the demo's ``churn-v2.onnx``).
+        path: where to write the slow copy.
+        target_ms: wanted extra time per call.
+        seed: seed of the burn weights.
         width: width of the burn layers.
 
     Returns:
         The path.
     """
+    model = onnx.load(str(src))
+    n_features = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    base = _call_ms(model, n_features)
     probe_layers = 20
-    per_layer = max(
-        _call_ms(_slow_graph(n_features, seed, probe_layers, width), n_features) / probe_layers, 1e-4
-    )
+    probe = _call_ms(_add_burn(model, probe_layers, width, seed), n_features)
+    per_layer = max((probe - base) / probe_layers, 1e-4)
     layers = int(min(4000, max(1, round(target_ms / per_layer))))
-    model = _slow_graph(n_features, seed, layers, width)
-    return atomic_write_bytes(path, model.SerializeToString())
+    return atomic_write_bytes(path, _add_burn(model, layers, width, seed).SerializeToString())
+
+
+def make_slow_model(
+    path: Path | str, target_ms: float = 6.0, n_features: int = 30, seed: int = 0, width: int = 256
+) -> Path:
+    """Write the demo linear classifier made about ``target_ms`` slower per call (see :func:`make_slow_copy`).
+
+    Args:
+        path: where to write the model.
+        target_ms: wanted extra time per call.
+        n_features: input width.
+        seed: seed of the weights (the same seed as :func:`make_shifted_model` predicts the same).
+        width: width of the burn layers.
+
+    Returns:
+        The path.
+    """
+    fast = Path(str(path) + ".fast.onnx")
+    atomic_write_bytes(fast, build_linear_model(n_features, seed=seed, graph_name="slow").SerializeToString())
+    try:
+        return make_slow_copy(fast, path, target_ms, seed, width)
+    finally:
+        fast.unlink(missing_ok=True)
