@@ -297,7 +297,7 @@ def _api_server_process(
     try:
         yield proc, f"http://127.0.0.1:{port}"
     finally:
-        stop(proc)
+        stop(proc, timeout=3)
 
 
 @pytest.fixture
