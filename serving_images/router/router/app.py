@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -105,6 +106,10 @@ class RouterApp:
             plane.persist_state()
             self._state_mtime = plane.state_path.stat().st_mtime_ns
         plane.start()
+        # Everything loaded so far (modules, sessions, tables) lives as long as the process: move it out
+        # of the collector's reach, so full collections only walk what requests allocate.
+        gc.collect()
+        gc.freeze()
         plane.ready = True
         self._poll_task = asyncio.create_task(self._poll_state())
         log.info("router ready: models %s (pid %d)", sorted(table.models), os.getpid())
@@ -160,12 +165,14 @@ class RouterApp:
             headers = []
         finally:
             self.in_flight -= 1
-        ctype = _TEXT if scope["path"] == "/metrics" and status == 200 else _JSON
-        hdrs = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *headers]
+        ctype = _TEXT if status == 200 and scope["path"] == "/metrics" else _JSON
+        headers.append((b"content-type", ctype))
+        headers.append((b"content-length", b"%d" % len(body)))
         if self.plane.draining:
-            hdrs.append((b"connection", b"close"))
-        self.http_responses[status] = self.http_responses.get(status, 0) + 1
-        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+            headers.append((b"connection", b"close"))
+        responses = self.http_responses
+        responses[status] = responses.get(status, 0) + 1
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _read_body(self, receive: Receive, content_length: int) -> bytes:
@@ -173,8 +180,16 @@ class RouterApp:
             raise PayloadTooLarge(
                 f"request body of {content_length} bytes exceeds the limit of {self.max_body}"
             )
-        chunks = []
-        size = 0
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise BadRequest("client disconnected before sending the whole body")
+        body: bytes = msg.get("body", b"")
+        if not msg.get("more_body", False):  # the common case: the whole body in one message
+            if len(body) > self.max_body:
+                raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
         while True:
             msg = await receive()
             if msg["type"] == "http.disconnect":
@@ -186,7 +201,7 @@ class RouterApp:
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         method = scope["method"]
@@ -238,32 +253,29 @@ class RouterApp:
             plane.check_pin(key.roles if key else None)
             pin = pin_raw.decode("latin-1")
         rid_raw = h.get(b"x-request-id")
-        request_id = rid_raw.decode("latin-1")[:128] if rid_raw else plane.next_request_id()
-        consent_raw = h.get(b"x-consent")
-        consent = consent_raw is not None and consent_raw.lower() in (b"1", b"true", b"yes")
-        records = [False]
-
-        def parse(model: Any, allow_non_finite: bool) -> Any:
-            if mlflow:
-                feeds, records[0] = mlflow_feeds(req, model, allow_non_finite)
-                return feeds
-            return oip_feeds(req, model, allow_non_finite)
-
-        scored = plane.score(name, parse, h.get(b"x-unit-id"), pin, consent, request_id, version)
-        v = scored.variant
-        if mlflow:
-            out = mlflow_response(v.model, scored.outputs, records[0])
+        if rid_raw:
+            request_id = rid_raw.decode("latin-1")[:128]
+            rid_header = request_id.encode("latin-1")
         else:
-            out = oip_response(name, v.version, request_id, v.model, scored.outputs)
-        return (
-            200,
-            out,
-            [
-                (b"x-variant", v.name.encode()),
-                (b"x-model-version", v.version_header),
-                (b"x-request-id", request_id.encode("latin-1")),
-            ],
+            request_id = plane.next_request_id()
+            rid_header = request_id.encode()
+        consent_raw = h.get(b"x-consent")
+        consent = consent_raw is not None and consent_raw.lower() in _TRUE
+        v, outputs, records = plane.score(
+            name,
+            mlflow_feeds if mlflow else _oip_feeds,
+            req,
+            h.get(b"x-unit-id"),
+            pin,
+            consent,
+            request_id,
+            version,
         )
+        if mlflow:
+            out = mlflow_response(v.model, outputs, records)
+        else:
+            out = oip_response(name, v.version, request_id, v.model, outputs)
+        return 200, out, [v.headers[0], v.headers[1], (b"x-request-id", rid_header)]
 
     def _get(self, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         plane = self.plane
@@ -393,6 +405,13 @@ class RouterApp:
             plane.install(table)
             plane.record_change(actor, "routes.reload", "routes:*", before, doc.dump())
         return _ok({"revision": plane.table.revision, "document": doc.dump()})
+
+
+_TRUE = (b"1", b"true", b"yes")
+
+
+def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, Any], bool]:
+    return oip_feeds(req, model, allow_non_finite), False
 
 
 _GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}

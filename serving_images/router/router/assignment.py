@@ -26,7 +26,10 @@ class Assigner:
         variants: ``(name, weight_bp)`` pairs; weights need not sum to anything in particular.
     """
 
-    __slots__ = ("_cum", "_names", "_prefixes", "_total", "names")
+    __slots__ = ("_cache", "_cum", "_names", "_prefixes", "_total", "names")
+
+    CACHE_SIZE = 65_536
+    """Units whose variant is remembered; the memo is emptied when full (an Assigner never changes)."""
 
     def __init__(self, model: str, salt: str, variants: Sequence[tuple[str, int]]) -> None:
         live = [(n, w) for n, w in variants if w > 0]
@@ -43,6 +46,7 @@ class Assigner:
             cum.append(t)
         self._cum = tuple(cum)
         self._total = t
+        self._cache: dict[bytes, str] = {}
 
     def sticky(self, unit_id: bytes) -> str:
         """Return the variant of a unit.
@@ -53,6 +57,10 @@ class Assigner:
         Returns:
             The variant name.
         """
+        cache = self._cache
+        hit = cache.get(unit_id)
+        if hit is not None:
+            return hit
         best = ""
         best_score = math.inf
         for (prefix, w), name in zip(self._prefixes, self._names, strict=True):
@@ -63,6 +71,9 @@ class Assigner:
             if score < best_score:
                 best_score = score
                 best = name
+        if len(cache) >= self.CACHE_SIZE:
+            cache.clear()
+        cache[unit_id] = best
         return best
 
     def random(self, r: float) -> str:

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -39,14 +40,15 @@ from router.stats import VariantStats
 log = logging.getLogger(__name__)
 
 Feeds = dict[str, np.ndarray]
-Parser = Callable[[OnnxModel, bool], Feeds]
+# (decoded body, chosen model, allow_non_finite) -> (feeds, answer one record per row)
+Parser = Callable[[Any, OnnxModel, bool], tuple[Feeds, bool]]
 SHADOW_TICK = 0.02
 
 
 class VariantRuntime:
     """A variant of a model as served now: its loaded model, weight, stats and guard flag."""
 
-    __slots__ = ("guarded", "model", "name", "stats", "version", "version_header", "weight_bp")
+    __slots__ = ("guarded", "headers", "model", "name", "stats", "version", "weight_bp")
 
     def __init__(
         self, name: str, model: OnnxModel, weight_bp: int, stats: VariantStats, guarded: bool
@@ -57,7 +59,7 @@ class VariantRuntime:
         self.stats = stats
         self.guarded = guarded
         self.version = model.version
-        self.version_header = model.version.encode()
+        self.headers = ((b"x-variant", name.encode()), (b"x-model-version", model.version.encode()))
 
 
 class ModelTable:
@@ -98,15 +100,6 @@ class RouteTable:
     models: dict[str, ModelTable]
     default_model: str | None
     revision: int = 0
-
-
-@dataclass
-class Scored:
-    """The outcome of scoring one request."""
-
-    variant: VariantRuntime
-    outputs: list[np.ndarray]
-    table: ModelTable
 
 
 @dataclass
@@ -459,17 +452,19 @@ class DataPlane:
         self,
         model: str,
         parse: Parser,
+        req: Any,
         unit_id: bytes | None,
         pin: str | None,
         consent: bool,
         request_id: str,
         version: str | None = None,
-    ) -> Scored:
+    ) -> tuple[VariantRuntime, list[np.ndarray], bool]:
         """Route, score, record statistics and the event, feed the guard and the shadow.
 
         Args:
             model: the model name.
-            parse: builds the feeds for the chosen model (raises BadRequest).
+            parse: builds the feeds for the chosen model from ``req`` (raises BadRequest).
+            req: the decoded request body.
             unit_id: sticky assignment key.
             pin: pinned variant.
             consent: the ``X-Consent`` flag.
@@ -477,33 +472,38 @@ class DataPlane:
             version: explicit version/variant (bypasses the split).
 
         Returns:
-            The scored outputs and the variant that produced them.
+            The variant that answered, its outputs, and the ``parse`` flag (answer as records).
 
         Raises:
             NotFound: unknown model, version or variant.
             BadRequest: the input does not fit the model.
             InferenceError: the model failed.
         """
-        mt = self.model_table(model)
-        v = self.choose(mt, unit_id, pin, version)
-        feeds = parse(v.model, mt.allow_non_finite)
-        t0 = time.perf_counter()
+        mt = self.table.models.get(model)
+        if mt is None:
+            mt = self.model_table(model)  # raises NotFound
+        if version is None and pin is None:
+            v = mt.variants[mt.assigner.sticky(unit_id) if unit_id else mt.assigner.random(self._rand())]
+        else:
+            v = self.choose(mt, unit_id, pin, version)
+        m = v.model
+        feeds, records = parse(req, m, mt.allow_non_finite)
+        t0 = perf_counter()
         try:
-            outputs = v.model.predict(feeds)
+            outputs = m.predict(feeds)
         except InferenceError as e:
-            self._outcome(
-                mt, v, time.perf_counter() - t0, False, None, 0, request_id, unit_id, consent, e.message
-            )
+            self._outcome(mt, v, perf_counter() - t0, False, None, 0, request_id, unit_id, consent, e.message)
             raise
-        latency = time.perf_counter() - t0
-        rows = int(outputs[0].shape[0]) if outputs and outputs[0].ndim else 1
-        self._outcome(mt, v, latency, True, v.model.score(outputs), rows, request_id, unit_id, consent, None)
+        latency = perf_counter() - t0
+        first = outputs[0]
+        rows = first.shape[0] if first.ndim else 1
+        self._outcome(mt, v, latency, True, m.score(outputs), rows, request_id, unit_id, consent, None)
         if mt.shadow is not None and self._rand() < mt.shadow_p:
             if len(self._shadow_q) < self.settings.shadow_queue:
                 self._shadow_q.append((mt, mt.shadow, feeds, request_id, unit_id, consent))
             else:
                 self.shadow_skipped += 1
-        return Scored(v, outputs, mt)
+        return v, outputs, records
 
     def _outcome(
         self,

@@ -111,6 +111,10 @@ class EventSink:
 
     def start(self) -> None:
         """Start the background writer thread."""
+        import pyarrow as pa
+        import pyarrow.parquet
+
+        pa.array([0], type=pa.int64())  # the first conversion imports pandas: pay it before traffic
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="event-sink", daemon=True)
             self._thread.start()

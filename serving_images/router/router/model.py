@@ -120,6 +120,11 @@ class OnnxModel:
         self.output_names = [o.name for o in self.outputs]
         self.score_index = _score_index(self.outputs)
         self.warm_up()
+        # The public ``run`` re-validates the feed names and checks for GPU graph capture and OrtValue
+        # ownership in Python on every call; our feeds are already complete numpy arrays checked against
+        # the signature, and the session is CPU-only, so call the binding directly when it is there.
+        sess = getattr(self.session, "_sess", None)
+        self._run = sess.run if sess is not None and hasattr(sess, "run") else self.session.run
 
     def warm_up(self) -> None:
         """Run the model once on a zero batch of one row so the first request is not slow.
@@ -179,7 +184,7 @@ class OnnxModel:
             InferenceError: onnxruntime fails on the input.
         """
         try:
-            return self.session.run(self.output_names, feeds)
+            return self._run(self.output_names, feeds, None)
         except Exception as e:
             raise InferenceError(f"model {self.source} failed: {e}") from e
 
