@@ -1,11 +1,13 @@
 """Serving benchmark: router vs ``mlflow models serve`` vs a minimal ASGI app, same model, same load.
 
-Starts each server in turn with one worker on loopback, drives it with ``wrk`` (Debian package) and
-a Lua script that POSTs the same single-row ``/invocations`` body, and prints requests/s, p50, p99
-and the ratios the router issue asks for. The router runs with routing (two variants, sticky unit
-ids), metrics and events on; a second router run adds a 10 % shadow.
+Starts each server alone (the others stopped) with one worker on loopback, warms it up, drives it
+with ``wrk`` (Debian package) and a Lua script that POSTs the same single-row ``/invocations`` body,
+and prints requests/s, p50, p99 and the CPU the server's process group spent per request. It does
+this for several rounds, interleaving the servers, and prints the medians and the ratios the router
+issue asks for (a shared machine's load moves single runs a lot). The router runs with routing (two
+variants, sticky unit ids), metrics and events on; a second router run adds a 10 % shadow.
 
-Usage: ``.venv/bin/python benchmarks/serving.py [--duration 8] [--connections 16]``
+Usage: ``.venv/bin/python benchmarks/serving.py [--rounds 3] [--duration 8] [--connections 16]``
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,10 +163,28 @@ def wrk(url: str, lua: Path, duration: int, connections: int) -> dict[str, float
     }
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (server, workers, helpers)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--duration", type=int, default=8, help="seconds of each measured wrk run")
+    ap.add_argument("--warmup", type=int, default=3, help="seconds of wrk before each measured run")
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over all servers; medians are reported")
     ap.add_argument("--skip-mlflow", action="store_true")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -188,80 +209,42 @@ def main() -> int:
     )
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    results: dict[str, dict[str, float]] = {}
-
-    def run(
-        label: str,
-        cmd: list[str],
-        health: str,
-        path: str,
-        cwd: Path = REPO,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        port = free_port()
-        cmd = [c.replace("{port}", str(port)) for c in cmd]
-        proc = start(cmd, {**env, **(extra or {})}, cwd, tmp / f"{label}.log")
-        try:
-            wait(f"http://127.0.0.1:{port}{health}", proc)
-            wrk(f"http://127.0.0.1:{port}{path}", lua, 2, args.connections)  # warm-up
-            results[label] = wrk(f"http://127.0.0.1:{port}{path}", lua, args.duration, args.connections)
-        finally:
-            stop(proc)
-        r = results[label]
-        print(
-            f"{label:<22} {r['rps']:>9.0f} req/s  p50 {r['p50']:>7.2f} ms  p99 {r['p99']:>7.2f} ms"
-            f"  non-2xx {r['non2xx']:.0f}",
-            flush=True,
-        )
+    results: dict[str, list[dict[str, float]]] = {}
+    servers: list[tuple[str, list[str], str, str, Path, dict[str, str]]] = []
 
     if not args.skip_mlflow:
         import mlflow.onnx
         import onnx
 
         mlflow.onnx.save_model(onnx.load(str(model)), str(tmp / "mlflow-model"))
-        run(
-            "mlflow models serve",
-            [
-                str(BIN / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(tmp / "mlflow-model"),
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "{port}",
-                "-w",
-                "1",
-            ],
-            "/ping",
-            "/invocations",
+        servers.append(
+            (
+                "mlflow models serve",
+                [
+                    str(BIN / "mlflow"),
+                    *("models", "serve", "-m", str(tmp / "mlflow-model"), "--env-manager", "local"),
+                    *("-h", "127.0.0.1", "-p", "{port}", "-w", "1"),
+                ],
+                "/ping",
+                "/invocations",
+                REPO,
+                {},
+            )
         )
-    app = tmp / "minimal_app.py"
-    app.write_text(MINIMAL_APP)
-    run(
-        "minimal ASGI app",
-        [
-            str(BIN / "python"),
-            "-m",
-            "uvicorn",
-            "minimal_app:app",
-            "--port",
-            "{port}",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        "/",
-        "/",
-        cwd=tmp,
-        extra={"BENCH_MODEL": str(model)},
+    (tmp / "minimal_app.py").write_text(MINIMAL_APP)
+    servers.append(
+        (
+            "minimal ASGI app",
+            [
+                str(BIN / "python"),
+                *("-m", "uvicorn", "minimal_app:app", "--port", "{port}", "--loop", "uvloop"),
+                *("--http", "httptools", "--log-level", "warning", "--no-access-log"),
+            ],
+            "/",
+            "/",
+            tmp,
+            {"BENCH_MODEL": str(model)},
+        )
     )
     for label, shadow in (("router", None), ("router + 10% shadow", 10)):
         routes = tmp / f"routes-{shadow}.yaml"
@@ -273,42 +256,80 @@ def main() -> int:
         if shadow:
             doc += f"    shadow: {{variant: shadow, uri: {model}, percent: {shadow}}}\n"
         routes.write_text(doc)
-        run(
-            label,
-            [
-                str(BIN / "python"),
-                "-m",
-                "router",
-                "--routes",
-                str(routes),
-                "--port",
-                "{port}",
-                "--log-level",
-                "warning",
-                "--state-dir",
-                str(tmp / f"state-{shadow}"),
-                "--events-root",
-                str(tmp / f"events-{shadow}"),
-            ],
-            "/v2/health/ready",
-            "/invocations",
-            cwd=REPO / "serving_images" / "router",
+        servers.append(
+            (
+                label,
+                [
+                    str(BIN / "python"),
+                    *("-m", "router", "--routes", str(routes), "--port", "{port}", "--log-level", "warning"),
+                    *(
+                        "--state-dir",
+                        str(tmp / f"state-{shadow}"),
+                        "--events-root",
+                        str(tmp / f"events-{shadow}"),
+                    ),
+                ],
+                "/v2/health/ready",
+                "/invocations",
+                REPO / "serving_images" / "router",
+                {},
+            )
         )
-    rt = results["router"]
+
+    def run(label: str, cmd: list[str], health: str, path: str, cwd: Path, extra: dict[str, str]) -> None:
+        """Start one server alone, warm it up, measure it, stop it."""
+        port = free_port()
+        cmd = [c.replace("{port}", str(port)) for c in cmd]
+        proc = start(cmd, {**env, **extra}, cwd, tmp / f"{label}.log")
+        try:
+            wait(f"http://127.0.0.1:{port}{health}", proc)
+            url = f"http://127.0.0.1:{port}{path}"
+            wrk(url, lua, args.warmup, args.connections)
+            load = os.getloadavg()[0]
+            cpu0 = group_cpu_seconds(proc.pid)
+            r = wrk(url, lua, args.duration, args.connections)
+            r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / max(r["rps"] * args.duration, 1) * 1e6
+            r["load"] = load
+        finally:
+            stop(proc)
+        results.setdefault(label, []).append(r)
+        print(
+            f"  {label:<22} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>7.2f} ms"
+            f"  cpu {r['cpu_us']:>5.0f} us/req  non-2xx {r['non2xx']:.0f}  (load {load:.2f})",
+            flush=True,
+        )
+
+    print(
+        f"{len(servers)} servers, {args.rounds} rounds, one at a time; wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s --latency after a {args.warmup} s warm-up; {os.cpu_count()} cpus; "
+        f"load average before: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    for i in range(args.rounds):
+        print(f"round {i + 1}", flush=True)
+        for server in servers:
+            run(*server)
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[label])
+
+    print("\nmedians over rounds:")
+    for label in results:
+        print(
+            f"  {label:<22} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
+            f"  p99 {med(label, 'p99'):>7.2f} ms  cpu {med(label, 'cpu_us'):>5.0f} us/req"
+        )
+    rt = med("router", "rps")
     print()
     if "mlflow models serve" in results:
-        print(
-            f"router / mlflow models serve   = {rt['rps'] / results['mlflow models serve']['rps']:.1f}x  (bar >= 8x)"
-        )
-    print(
-        f"router / minimal ASGI app      = {rt['rps'] / results['minimal ASGI app']['rps']:.2f}x (bar >= 0.6x)"
-    )
-    print(f"router p99 at {args.connections} connections  = {rt['p99']:.2f} ms (bar <= 5 ms)")
-    cost = 1 - results["router + 10% shadow"]["rps"] / rt["rps"]
+        print(f"router / mlflow models serve   = {rt / med('mlflow models serve', 'rps'):.1f}x  (bar >= 8x)")
+    print(f"router / minimal ASGI app      = {rt / med('minimal ASGI app', 'rps'):.2f}x (bar >= 0.6x)")
+    print(f"router p99 at {args.connections} connections  = {med('router', 'p99'):.2f} ms (bar <= 5 ms)")
+    cost = 1 - med("router + 10% shadow", "rps") / rt
     print(f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%)")
     print(
-        f"(cpus: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}; wrk -t1 -c{args.connections} "
-        f"-d{args.duration}s; files in {tmp})"
+        f"(load average after: {os.getloadavg()[0]:.2f}; cpu us/req = CPU of the server's process group "
+        f"per answered request; files in {tmp})"
     )
     return 0
 
