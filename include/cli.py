@@ -13,11 +13,16 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 TERMINAL = {"success", "failed"}
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class CliError(Exception):
@@ -66,6 +71,27 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise CliError(f"DAG {dag_id!r} is not known to Airflow at {self.url} (HTTP {r.status_code})")
             time.sleep(1.0)
+
+    def unpause(self, dag_id: str) -> None:
+        """Unpause ``dag_id`` (asset-scheduled DAGs only run when unpaused)."""
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def wait_for_run_after(
+        self, dag_id: str, since: datetime, timeout: float, poll: float = 2.0
+    ) -> dict[str, Any]:
+        """Wait for the first run of ``dag_id`` created after ``since`` to finish; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self._call(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-id", "limit": 50}
+            )
+            newer = [
+                r for r in runs["dag_runs"] if r.get("run_after") and _parse_time(r["run_after"]) >= since
+            ]
+            if newer and newer[-1]["state"] in TERMINAL:
+                return dict(newer[-1])
+            time.sleep(poll)
+        raise CliError(f"no finished run of {dag_id} created after {since.isoformat()} within {timeout:.0f}s")
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """Unpause ``dag_id`` and start a run with ``conf``; return the run id."""

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,16 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return res
 
 
-def _register(bin_dir: Path, env: dict[str, str], airflow_url: str, conf: dict[str, Any]) -> None:
+def _register(
+    bin_dir: Path, env: dict[str, str], airflow_url: str, conf: dict[str, Any], name: str, sha256: str
+) -> bool:
+    """Register through the REST API like CI; return False when the file was already registered."""
+    from include.registry import registry as reg
+
+    client = reg.get_client()
+    known = name in {m.name for m in client.search_registered_models()} and (
+        reg.find_by_source_sha(client, name, sha256) is not None
+    )
     res = _run(
         [
             str(bin_dir / "modelgate"),
@@ -55,6 +65,7 @@ def _register(bin_dir: Path, env: dict[str, str], airflow_url: str, conf: dict[s
     )
     if res.returncode != 0:
         raise DemoFailed(f"registering {conf['artifact_uri']} failed (exit {res.returncode})")
+    return not known
 
 
 def _demo_models(out: Path) -> Any:
@@ -86,9 +97,10 @@ def run(scenario: str) -> dict[str, Any]:
     Raises:
         DemoFailed: a stage did not end as expected.
     """
+    from include.cli import AirflowClient
     from include.registry import audit
     from include.registry import registry as reg
-    from include.stack import StackConfig, stack_env
+    from include.stack import StackConfig, admin_password, stack_env
 
     started = time.monotonic()
     cfg = StackConfig.from_env()
@@ -104,6 +116,9 @@ def run(scenario: str) -> dict[str, Any]:
     art = _demo_models(demo_dir / "models")
     name = os.environ.get("MODELGATE_DEMO_MODEL", "churn")
     stages: list[dict[str, Any]] = []
+    client = AirflowClient(cfg.airflow_url, "admin", admin_password(cfg))
+    client.unpause("regression_testing")  # runs on each registration's Asset event
+    regression: dict[str, Any] = {}
     for label in ("v1", "v2"):
         meta = art.metrics["models"][label]
         conf = {
@@ -120,8 +135,19 @@ def run(scenario: str) -> dict[str, Any]:
         }
         print(f"registering {label} through the Airflow REST API ...")
         t0 = time.monotonic()
-        _register(bin_dir, env, cfg.airflow_url, conf)
+        since = datetime.now(UTC)
+        created = _register(bin_dir, env, cfg.airflow_url, conf, name, meta["sha256"])
         stages.append({"stage": f"register {label}", "seconds": round(time.monotonic() - t0, 1)})
+        if not created:
+            print(f"{label} was already registered: no new regression run")
+            continue
+        print(f"waiting for regression_testing on {label} (scheduled by the registration Asset) ...")
+        t0 = time.monotonic()
+        run = client.wait_for_run_after("regression_testing", since, timeout=600)
+        regression[label] = {"run_id": run["dag_run_id"], "state": run["state"]}
+        stages.append({"stage": f"regression {label}", "seconds": round(time.monotonic() - t0, 1)})
+        if run["state"] != "success":
+            raise DemoFailed(f"regression_testing of {label} ended {run['state']} (run {run['dag_run_id']})")
 
     described = reg.describe(name)
     by_sha = {v["sha256"]: v["version"] for v in described["versions"]}
@@ -132,6 +158,12 @@ def run(scenario: str) -> dict[str, Any]:
         raise DemoFailed(f"expected v1 (version {v1}) to be champion, aliases are {aliases}")
     if v2 is None or aliases.get("challenger") != v2:
         raise DemoFailed(f"expected v2 (version {v2}) to be challenger, aliases are {aliases}")
+    client_ml = reg.get_client()
+    for label, version in (("v1", v1), ("v2", v2)):
+        tags = client_ml.get_model_version(name, str(version)).tags
+        regression.setdefault(label, {})["verdict"] = tags.get("modelgate.regression.verdict")
+    if regression["v2"].get("verdict") != "pass":
+        raise DemoFailed(f"expected v2 to pass regression, got {regression['v2']}")
     verified = audit.verify()
     summary = {
         "scenario": scenario,
@@ -144,6 +176,7 @@ def run(scenario: str) -> dict[str, Any]:
         "versions": described["versions"],
         "aliases": aliases,
         "holdout_auc": {"v1": art.metrics["models"]["v1"]["auc"], "v2": art.metrics["models"]["v2"]["auc"]},
+        "regression": regression,
         "audit": {"ok": verified.ok, "records": verified.records, "problems": verified.problems},
         "stages": stages,
         "seconds": round(time.monotonic() - started, 1),
@@ -162,6 +195,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"  {s['model']} version {v['version']}  semver {v['semver']}  sha256 {v['sha256'][:12]}…")
     print(f"aliases    : {s['aliases']}")
     print(f"holdout AUC: v1 {s['holdout_auc']['v1']:.4f}  v2 {s['holdout_auc']['v2']:.4f}")
+    print(
+        f"regression : v1 {s['regression']['v1'].get('verdict')}  v2 {s['regression']['v2'].get('verdict')}"
+    )
     a = s["audit"]
     print(f"audit log  : {'OK' if a['ok'] else 'TAMPERED'} ({a['records']} records)")
     print(f"took {s['seconds']}s; the stack stays up (make down stops it)")
