@@ -93,6 +93,45 @@ class AirflowClient:
             time.sleep(poll)
         raise CliError(f"no finished run of {dag_id} created after {since.isoformat()} within {timeout:.0f}s")
 
+    def pending_approvals(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        """Return the human-in-the-loop requests of ``dag_id`` (one run, or all with ``~``) still unanswered."""
+        details = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails")["hitl_details"]
+        return [d for d in details if not d.get("response_received")]
+
+    def answer(self, detail: dict[str, Any], option: str, reason: str | None = None) -> dict[str, Any]:
+        """Answer one human-in-the-loop request (as returned by :meth:`pending_approvals`).
+
+        Args:
+            detail: the request.
+            option: the option chosen, one of ``detail["options"]``.
+            reason: written to the form's ``reason`` field when it has one.
+
+        Raises:
+            CliError: the option is not offered, or Airflow refused the answer.
+        """
+        if option not in detail.get("options", []):
+            raise CliError(f"{option!r} is not an option of this request; options: {detail.get('options')}")
+        ti = detail["task_instance"]
+        params = {"reason": reason} if reason is not None and "reason" in (detail.get("params") or {}) else {}
+        path = (
+            f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+            f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
+        )
+        return dict(self._call("PATCH", path, json={"chosen_options": [option], "params_input": params}))
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        """Return a task's XCom value (JSON data) read through the REST API."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self._call("GET", path, params={"map_index": map_index})["value"]
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """Unpause ``dag_id`` and start a run with ``conf``; return the run id."""
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
@@ -138,10 +177,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         raise CliError(f"--conf is not valid JSON: {e}") from e
     if not isinstance(conf, dict):
         raise CliError("--conf must be a JSON object")
-    password = args.password or _default_password()
-    if not password:
-        raise CliError("no Airflow password: pass --password or set MODELGATE_AIRFLOW_PASSWORD")
-    client = AirflowClient(args.url, args.username, password)
+    client = _client(args)
     client.wait_for_dag(args.dag_id, args.timeout)
     run_id = client.trigger(args.dag_id, conf)
     print(f"triggered {args.dag_id} run {run_id}")
@@ -162,6 +198,44 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0 if state == "success" else 1
 
 
+def _client(args: argparse.Namespace) -> AirflowClient:
+    password = args.password or _default_password()
+    if not password:
+        raise CliError("no Airflow password: pass --password or set MODELGATE_AIRFLOW_PASSWORD")
+    return AirflowClient(args.url, args.username, password)
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    """List a DAG's unanswered approval requests, or answer the ones of a task."""
+    client = _client(args)
+    pending = client.pending_approvals(args.dag_id, args.run_id)
+    if args.task_id:
+        pending = [d for d in pending if d["task_instance"]["task_id"] == args.task_id]
+    if not args.answer:
+        for d in pending:
+            ti = d["task_instance"]
+            print(json.dumps({"run_id": ti["dag_run_id"], "task_id": ti["task_id"], "map_index": ti["map_index"],
+                              "subject": d.get("subject"), "options": d.get("options")}))  # fmt: skip
+        return 0
+    if not pending:
+        raise CliError(f"no unanswered approval request of {args.dag_id} matches")
+    for d in pending:
+        client.answer(d, args.answer, args.reason)
+        ti = d["task_instance"]
+        print(f"answered {ti['task_id']}[{ti['map_index']}] of {ti['dag_run_id']}: {args.answer}")
+    return 0
+
+
+def _airflow_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("MODELGATE_AIRFLOW_URL", "http://127.0.0.1:8080"))
+    p.add_argument("--username", default=os.environ.get("MODELGATE_AIRFLOW_USERNAME", "admin"))
+    p.add_argument(
+        "--password",
+        default=os.environ.get("MODELGATE_AIRFLOW_PASSWORD"),
+        help="default: $MODELGATE_AIRFLOW_PASSWORD, else the local stack's generated password",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``modelgate``."""
     p = argparse.ArgumentParser(prog="modelgate", description="modelgate: registry → gates → promotion")
@@ -169,17 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("trigger", help="trigger a DAG run through Airflow's REST API and follow it")
     t.add_argument("dag_id")
     t.add_argument("--conf", default="{}", help="run conf as a JSON object")
-    t.add_argument("--url", default=os.environ.get("MODELGATE_AIRFLOW_URL", "http://127.0.0.1:8080"))
-    t.add_argument("--username", default=os.environ.get("MODELGATE_AIRFLOW_USERNAME", "admin"))
-    t.add_argument(
-        "--password",
-        default=os.environ.get("MODELGATE_AIRFLOW_PASSWORD"),
-        help="default: $MODELGATE_AIRFLOW_PASSWORD, else the local stack's generated password",
-    )
+    _airflow_args(t)
     t.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
     t.add_argument("--poll", type=float, default=2.0)
     t.add_argument("--no-wait", action="store_true", help="return right after triggering")
     t.set_defaults(func=cmd_trigger)
+    ap = sub.add_parser("approvals", help="list or answer a DAG's human-in-the-loop approval requests")
+    ap.add_argument("dag_id")
+    ap.add_argument("--run-id", default="~", help="one run (default: every run)")
+    ap.add_argument("--task-id", help="only this task's requests")
+    ap.add_argument("--answer", help="choose this option (e.g. Approve) for every matching request")
+    ap.add_argument("--reason", help="recorded with the answer when the form has a reason field")
+    _airflow_args(ap)
+    ap.set_defaults(func=cmd_approvals)
     a = sub.add_parser("audit", help="audit log: verify | tail")
     a.add_argument("rest", nargs=argparse.REMAINDER)
     a.set_defaults(func=lambda ns: _delegate("include.registry.audit", ns.rest))

@@ -117,7 +117,23 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "ROUTER_ADMIN_TOKEN": router_token(cfg),
         "MODELGATE_ROUTER_URL": f"http://127.0.0.1:{cfg.router_port}",
         "NO_PROXY": "127.0.0.1,localhost",
+        # the canary policy every canary_promotion run of this stack uses unless its conf names one
+        # (make demo sets policies/canary_demo.yaml: short bakes); empty: the per-model lookup
+        "MODELGATE_CANARY_POLICY": os.environ.get("MODELGATE_CANARY_POLICY", ""),
     }
+
+
+def settings_file(cfg: StackConfig) -> Path:
+    """Where ``up`` records the settings the running stack was started with."""
+    return cfg.home / "stack-settings.json"
+
+
+def started_with(cfg: StackConfig) -> dict[str, str]:
+    """Return the settings the running stack was started with (empty when unknown)."""
+    try:
+        return dict(json.loads(settings_file(cfg).read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -183,7 +199,11 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
             return 0
         print(f"stack running (pid {running_pid(cfg)}) but not healthy yet: {state}; waiting")
         return _wait(cfg, timeout)
-    for name, port in (("MLflow", cfg.mlflow_port), ("Airflow", cfg.airflow_port), ("Router", cfg.router_port)):
+    for name, port in (
+        ("MLflow", cfg.mlflow_port),
+        ("Airflow", cfg.airflow_port),
+        ("Router", cfg.router_port),
+    ):
         if _port_taken(port):
             print(
                 f"error: port {port} for {name} is already in use on 127.0.0.1; stop what uses it or set "
@@ -213,6 +233,7 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
         start_new_session=True,
     )
     cfg.pidfile.write_text(str(proc.pid))
+    settings_file(cfg).write_text(json.dumps({"MODELGATE_CANARY_POLICY": env["MODELGATE_CANARY_POLICY"]}))
     return _wait(cfg, timeout)
 
 
@@ -240,7 +261,9 @@ def _wait(cfg: StackConfig, timeout: float) -> int:
 def _print_access(cfg: StackConfig) -> None:
     print(f"Airflow UI : {cfg.airflow_url}   user: admin   password: {admin_password(cfg)}")
     print(f"MLflow UI  : {cfg.mlflow_url}")
-    print(f"Router     : http://127.0.0.1:{cfg.router_port}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}")
+    print(
+        f"Router     : http://127.0.0.1:{cfg.router_port}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}"
+    )
     print(f"state in   : {cfg.home}   (make down to stop)")
 
 

@@ -23,7 +23,8 @@ from include.synthetic.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-SCENARIOS = ("good",)
+SCENARIOS = ("good", "bad-canary")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class DemoFailed(Exception):
@@ -91,116 +92,344 @@ def _demo_models(out: Path) -> Any:
     return train_demo_models(out)
 
 
-def run(scenario: str) -> dict[str, Any]:
-    """Run the demo scenario and return the summary.
+def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
+    """Start the stack with the demo's canary policy (restart it when it runs with another one)."""
+    from include.stack import down, running_pid, stack_env, started_with
 
-    Raises:
-        DemoFailed: a stage did not end as expected.
-    """
-    from include.cli import AirflowClient
-    from include.registry import audit
-    from include.registry import registry as reg
-    from include.stack import StackConfig, admin_password, stack_env
-
-    started = time.monotonic()
-    cfg = StackConfig.from_env()
-    bin_dir = Path(sys.executable).parent
+    os.environ["MODELGATE_CANARY_POLICY"] = policy
+    if running_pid(cfg) is not None and started_with(cfg).get("MODELGATE_CANARY_POLICY") != policy:
+        print(f"the running stack has another canary policy; restarting it with {policy}")
+        down(cfg)
     env = {**os.environ, **stack_env(cfg)}
     if subprocess.run([sys.executable, "-m", "include.stack", "up"], env=env).returncode != 0:
         raise DemoFailed("the local stack did not come up (see the message above)")
     os.environ.update(
         {k: env[k] for k in ("MODELGATE_HOME", "MODELGATE_TRACKING_URI", "MLFLOW_TRACKING_URI")}
     )
+    return env
 
-    demo_dir = cfg.home / "demo"
-    art = _demo_models(demo_dir / "models")
-    name = os.environ.get("MODELGATE_DEMO_MODEL", "churn")
-    stages: list[dict[str, Any]] = []
-    client = AirflowClient(cfg.airflow_url, "admin", admin_password(cfg))
-    client.unpause("regression_testing")  # runs on each registration's Asset event
-    regression: dict[str, Any] = {}
-    for label in ("v1", "v2"):
-        meta = art.metrics["models"][label]
-        conf = {
-            "model_name": name,
-            "artifact_uri": str(art.model(label)),
-            "feature_spec_uri": str(art.feature_spec),
-            "actor": "demo-ci",
-            "lineage": {
-                "data_uri": str(art.reference),
-                "data_sha256": art.metrics["training_data_sha256"],
-                "params": meta["params"],
-                "metrics": {"auc": meta["auc"], "accuracy": meta["accuracy"]},
-            },
-        }
-        print(f"registering {label} through the Airflow REST API ...")
+
+def _conf(name: str, path: Path, art: Any, label: str) -> dict[str, Any]:
+    meta = art.metrics["models"][label]
+    return {
+        "model_name": name,
+        "artifact_uri": str(path),
+        "feature_spec_uri": str(art.feature_spec),
+        "actor": "demo-ci",
+        "lineage": {
+            "data_uri": str(art.reference),
+            "data_sha256": art.metrics["training_data_sha256"],
+            "params": meta["params"],
+            "metrics": {"auc": meta["auc"], "accuracy": meta["accuracy"]},
+        },
+    }
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _expect(
+    scenario: str,
+    name: str,
+    label: str,
+    cand: str,
+    champion: str,
+    regression: dict[str, Any],
+    outcome: dict[str, Any],
+) -> None:
+    """Raise DemoFailed unless the candidate's regression and canary ended as the scenario says."""
+    from include.canary import controller as cc
+
+    if regression["verdict"] != "pass":
+        raise DemoFailed(f"expected {label} to pass regression, got {regression}")
+    expected = cc.PROMOTED if scenario == "good" else cc.ROLLED_BACK
+    if outcome["verdict"] != expected:
+        raise DemoFailed(
+            f"expected the canary of {label} (version {cand}) to end {expected}, got {outcome['verdict']}: "
+            f"{outcome['reason']}"
+        )
+    want_champion = cand if scenario == "good" else champion
+    if str(outcome["champion"]) != want_champion:
+        raise DemoFailed(f"expected version {want_champion} to be champion, got {outcome['champion']}")
+    served = [r for r in outcome["routes"] if r[2] > 0]
+    if served != [r for r in outcome["routes"] if r[1] == f"models:/{name}/{want_champion}"]:
+        raise DemoFailed(f"expected the champion alone to get traffic, routes are {outcome['routes']}")
+
+
+class _Demo:
+    """One demo run on the local stack: the clients, the stage timings and the approvals given."""
+
+    def __init__(self, scenario: str) -> None:
+        from include.canary.router_client import RouterClient
+        from include.cli import AirflowClient
+        from include.stack import StackConfig, admin_password, router_token
+
+        self.scenario = scenario
+        self.started = time.monotonic()
+        self.cfg = StackConfig.from_env()
+        self.bin_dir = Path(sys.executable).parent
+        self.env = _ensure_stack(self.cfg, str(REPO / "policies" / "canary_demo.yaml"))
+        self.demo_dir = self.cfg.home / "demo"
+        self.art = _demo_models(self.demo_dir / "models")
+        self.name = os.environ.get("MODELGATE_DEMO_MODEL", "churn")
+        self.stages: list[dict[str, Any]] = []
+        self.approvals: list[dict[str, Any]] = []
+        self.client = AirflowClient(self.cfg.airflow_url, "admin", admin_password(self.cfg))
+        for dag_id in ("regression_testing", "canary_promotion"):  # both run on Asset events
+            self.client.unpause(dag_id)
+        self.router_url = f"http://127.0.0.1:{self.cfg.router_port}"
+        self.router = RouterClient(self.router_url, router_token(self.cfg), actor="demo")
+
+    def _timed(self, stage: str, t0: float) -> None:
+        self.stages.append({"stage": stage, "seconds": round(time.monotonic() - t0, 1)})
+
+    def register(self, label: str, path: Path) -> tuple[str, bool, datetime]:
+        """Register ``path`` through the REST API; return (version, newly created, start time)."""
+        from include.registry import registry as reg
+
+        print(f"registering {label} ({path.name}) through the Airflow REST API ...")
         t0 = time.monotonic()
         since = datetime.now(UTC)
-        created = _register(bin_dir, env, cfg.airflow_url, conf, name, meta["sha256"])
-        stages.append({"stage": f"register {label}", "seconds": round(time.monotonic() - t0, 1)})
-        if not created:
-            print(f"{label} was already registered: no new regression run")
-            continue
-        print(f"waiting for regression_testing on {label} (scheduled by the registration Asset) ...")
-        t0 = time.monotonic()
-        run = client.wait_for_run_after("regression_testing", since, timeout=600)
-        regression[label] = {"run_id": run["dag_run_id"], "state": run["state"]}
-        stages.append({"stage": f"regression {label}", "seconds": round(time.monotonic() - t0, 1)})
-        if run["state"] != "success":
-            raise DemoFailed(f"regression_testing of {label} ended {run['state']} (run {run['dag_run_id']})")
+        sha = _sha256(path)
+        conf = _conf(self.name, path, self.art, label[:2])
+        created = _register(self.bin_dir, self.env, self.cfg.airflow_url, conf, self.name, sha)
+        self._timed(f"register {label}", t0)
+        version = reg.find_by_source_sha(reg.get_client(), self.name, sha)
+        if version is None:
+            raise DemoFailed(f"{label} is not in the registry after its registration run")
+        return str(version.version), created, since
 
-    described = reg.describe(name)
-    by_sha = {v["sha256"]: v["version"] for v in described["versions"]}
-    v1 = by_sha.get(art.metrics["models"]["v1"]["sha256"])
-    v2 = by_sha.get(art.metrics["models"]["v2"]["sha256"])
-    aliases = described["aliases"]
-    if v1 is None or aliases.get("champion") != v1:
-        raise DemoFailed(f"expected v1 (version {v1}) to be champion, aliases are {aliases}")
-    if v2 is None or aliases.get("challenger") != v2:
-        raise DemoFailed(f"expected v2 (version {v2}) to be challenger, aliases are {aliases}")
-    client_ml = reg.get_client()
-    for label, version in (("v1", v1), ("v2", v2)):
-        tags = client_ml.get_model_version(name, str(version)).tags
-        regression.setdefault(label, {})["verdict"] = tags.get("modelgate.regression.verdict")
-    if regression["v2"].get("verdict") != "pass":
-        raise DemoFailed(f"expected v2 to pass regression, got {regression['v2']}")
-    verified = audit.verify()
-    summary = {
-        "scenario": scenario,
-        "ok": verified.ok,
-        "airflow_ui": cfg.airflow_url,
-        "airflow_user": "admin",
-        "airflow_password_file": str(cfg.home / "secrets" / "airflow-admin-password"),
-        "mlflow_ui": cfg.mlflow_url,
-        "model": name,
-        "versions": described["versions"],
-        "aliases": aliases,
-        "holdout_auc": {"v1": art.metrics["models"]["v1"]["auc"], "v2": art.metrics["models"]["v2"]["auc"]},
-        "regression": regression,
-        "audit": {"ok": verified.ok, "records": verified.records, "problems": verified.problems},
-        "stages": stages,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    out = demo_dir / "summary.json"
-    text = json.dumps(summary, indent=2) + "\n"
-    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return summary
+    def wait(self, dag_id: str, label: str, since: datetime, timeout: float) -> dict[str, Any]:
+        """Wait for the run of ``dag_id`` started after ``since``, answering its approval requests."""
+        from include.cli import CliError
+
+        print(f"waiting for {dag_id} on {label} ...")
+        t0 = time.monotonic()
+        while True:
+            for d in self.client.pending_approvals(dag_id):
+                ti = d["task_instance"]
+                print(f"  {ti['task_id']}: {d.get('subject')} -> Approve through the REST API")
+                self.client.answer(d, "Approve", f"demo: {label} is the better model by its labelled holdout")
+                self.approvals.append(
+                    {
+                        "dag_id": dag_id,
+                        "task_id": ti["task_id"],
+                        "run_id": ti["dag_run_id"],
+                        "answer": "Approve",
+                    }
+                )
+            try:
+                run = self.client.wait_for_run_after(dag_id, since, timeout=3, poll=1)
+            except CliError:
+                if time.monotonic() - t0 > timeout:
+                    raise DemoFailed(f"{dag_id} on {label} did not end within {timeout:.0f}s") from None
+                continue
+            self._timed(f"{dag_id} {label}", t0)
+            print(f"  {dag_id} run {run['dag_run_id']}: {run['state']}")
+            return run
+
+    def champion_stage(self) -> str:
+        """v1: the first version becomes champion after a (trivial) regression run; routes to it."""
+        from include.canary import controller as cc
+        from include.registry import registry as reg
+
+        _, created, since = self.register("v1", self.art.model("v1"))
+        if created and self.wait("regression_testing", "v1", since, 300)["state"] != "success":
+            raise DemoFailed("regression_testing of v1 failed")
+        champion = reg.get_alias_version(self.name, "champion")
+        if champion is None:
+            raise DemoFailed(f"{self.name} has no champion after registering v1")
+        if self.router.get_routes(self.name) is None:
+            print(f"routing {self.name} to its champion, version {champion}")
+            routes = cc.desired_routes(None, self.name, str(champion), None, 0, None)
+            self.router.put_routes(self.name, routes, "demo")
+        return str(champion)
+
+    def candidate(self) -> tuple[str, Path]:
+        """The candidate of the scenario: v2, or a slow copy of v2 for ``bad-canary``."""
+        if self.scenario == "good":
+            return "v2", self.art.model("v2")
+        from include.canary.faulty import make_slow_copy
+
+        path = self.demo_dir / "models" / "churn-v2-slow.onnx"
+        print("writing v2-slow: v2's predictions, about 8 ms more per call ...")
+        return "v2-slow", make_slow_copy(self.art.model("v2"), path, target_ms=8.0)
+
+    def canary_stage(self, label: str, path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Register the candidate under live traffic; regression and canary follow on Asset events."""
+        from include.canary import controller as cc
+        from include.canary.demo import canary_outcome
+        from include.registry import registry as reg
+        from include.synthetic.spec import FeatureSpec
+        from include.traffic.generator import TrafficConfig, TrafficThread
+
+        traffic = TrafficThread(
+            TrafficConfig(self.router_url, self.name, rate=40.0, duration_s=540.0, n_units=2000),
+            FeatureSpec.from_json(self.art.feature_spec),
+        ).start()
+        regression_run = canary_run = None
+        try:
+            cand, created, since = self.register(label, path)
+            if created:
+                regression_run = self.wait("regression_testing", label, since, 300)
+                if regression_run["state"] != "success":
+                    raise DemoFailed(f"regression_testing of {label} ended {regression_run['state']}")
+                canary_run = self.wait("canary_promotion", label, since, 480)
+            elif cc.version_tags(self.name, cand).get(cc.TAG_VERDICT) is None:
+                print(f"{label} was registered before but never went through a canary: starting one")
+                since = datetime.now(UTC)
+                self.client.trigger(
+                    "canary_promotion", {"model_name": self.name, "version": cand, "actor": "demo"}
+                )
+                canary_run = self.wait("canary_promotion", label, since, 480)
+            else:
+                print(f"{label} was registered before: its regression and canary already ran")
+        finally:
+            report = traffic.stop()
+        outcome = canary_outcome(self.name, cand, self.router)
+        outcome["run"] = canary_run and {"run_id": canary_run["dag_run_id"], "state": canary_run["state"]}
+        outcome["traffic"] = report.to_dict()
+        outcome["approvals"] = [a for a in self.approvals if a["dag_id"] == "canary_promotion"]
+        tags = reg.get_client().get_model_version(self.name, cand).tags
+        regression = {
+            "version": cand,
+            "verdict": tags.get("modelgate.regression.verdict"),
+            "run": regression_run
+            and {"run_id": regression_run["dag_run_id"], "state": regression_run["state"]},
+        }
+        return cand, regression, outcome
+
+    def summary(self, label: str, cand: str, regression: dict[str, Any], canary: dict[str, Any],
+                ab: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+        """Write ``<home>/demo/summary.json`` and return it."""
+        from include.registry import audit
+        from include.registry import registry as reg
+
+        described = reg.describe(self.name)
+        verified = audit.verify()
+        metrics = self.art.metrics["models"]
+        summary = {
+            "scenario": self.scenario,
+            "ok": verified.ok,
+            "airflow_ui": self.cfg.airflow_url,
+            "airflow_user": "admin",
+            "airflow_password_file": str(self.cfg.home / "secrets" / "airflow-admin-password"),
+            "mlflow_ui": self.cfg.mlflow_url,
+            "model": self.name,
+            "candidate": {"label": label, "version": cand},
+            "versions": described["versions"],
+            "aliases": described["aliases"],
+            "holdout_auc": {"v1": metrics["v1"]["auc"], "v2": metrics["v2"]["auc"]},
+            "regression": regression,
+            "canary": canary,
+            "ab": ab,
+            "audit": {"ok": verified.ok, "records": verified.records, "problems": verified.problems},
+            "stages": self.stages,
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+        text = json.dumps(summary, indent=2, default=str) + "\n"
+        atomic_write(self.demo_dir / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return summary
+
+
+def run(scenario: str) -> dict[str, Any]:
+    """Run the demo scenario and return the summary.
+
+    ``good``: v1 registered (first version, champion), v2 registered, regression v2 vs v1 passes,
+    the canary moves live traffic to v2 in the demo policy's stages and promotes it (marginal
+    stages are approved through the REST API), then an A/B experiment v1 against v2 runs through
+    the router, ``ab_analysis`` decides, the ship is approved through the REST API and v2 is
+    confirmed champion. ``bad-canary``: a copy of v2 that predicts the same but takes several ms
+    more per call passes regression (its offline latency stays inside the budget) and is cut by
+    the router's guard and rolled back by the canary under live traffic; the champion keeps 100 %.
+
+    Raises:
+        DemoFailed: a stage did not end as expected.
+    """
+    demo = _Demo(scenario)
+    champion = demo.champion_stage()
+    label, path = demo.candidate()
+    cand, regression, canary = demo.canary_stage(label, path)
+    _expect(scenario, demo.name, label, cand, champion, regression, canary)
+    ab = _ab_stage(demo, champion, cand) if scenario == "good" else None
+    return demo.summary(label, cand, regression, canary, ab)
+
+
+def _ab_stage(demo: _Demo, control: str, treatment: str) -> dict[str, Any]:
+    """A/B v1 (control) against v2 through the router, analysed by ``ab_analysis``, ship approved over REST."""
+    from include.abtest.demo import prepare_ab_experiment, read_results
+    from include.registry import registry as reg
+
+    t0 = time.monotonic()
+    routes = demo.router.get_routes(demo.name) or {}
+    routes["variants"] = [
+        {"name": "v1", "uri": f"models:/{demo.name}/{control}", "weight_bp": 5000},
+        {"name": "v2", "uri": f"models:/{demo.name}/{treatment}", "weight_bp": 5000},
+    ]
+    routes["champion"] = "v2"
+    routes.pop("guard", None)
+    demo.router.put_routes(demo.name, routes, "demo-ab")
+    print("A/B: v1 against v2 at 50/50 through the router (simulated units; v2 converts 15 % better) ...")
+    exp_id, conf = prepare_ab_experiment(
+        demo.router_url, demo.name, demo.cfg.home / "events", demo.demo_dir / "ab",
+        control=("v1", control), treatment=("v2", treatment), lift=0.15, n_units=4000,
+        feature_spec=str(demo.art.feature_spec), wait_seconds=120,
+    )  # fmt: skip
+    demo._timed("A/B traffic", t0)
+    since = datetime.now(UTC)
+    demo.client.unpause("ab_analysis")
+    run_id = demo.client.trigger("ab_analysis", {**conf, "experiments": [exp_id]})
+    run = demo.wait("ab_analysis", "v2", since, 300)
+    summary = demo.client.xcom("ab_analysis", run_id, "analyse", map_index=0)
+    result = read_results(summary, demo.demo_dir / "ab", demo.cfg.mlflow_url)
+    result.update(
+        true_lift=0.15,
+        run={"run_id": run["dag_run_id"], "state": run["state"]},
+        approvals=[a for a in demo.approvals if a["dag_id"] == "ab_analysis"],
+        champion=reg.get_alias_version(demo.name, "champion"),
+        routes=[
+            (v["name"], v["uri"], v["weight_bp"])
+            for v in (demo.router.get_routes(demo.name) or {})["variants"]
+        ],
+    )
+    if run["state"] != "success" or result["decision"] != "ship" or not result["approvals"]:
+        raise DemoFailed(f"expected ab_analysis to ship v2 after an approval, got {result}")
+    if str(result["champion"]) != treatment:
+        raise DemoFailed(
+            f"expected version {treatment} champion after the A/B ship, got {result['champion']}"
+        )
+    return result
 
 
 def _print_summary(s: dict[str, Any]) -> None:
-    print("\n=== modelgate demo summary ===")
+    print(f"\n=== modelgate demo summary ({s['scenario']}) ===")
     print(f"Airflow UI : {s['airflow_ui']}  (user admin, password in {s['airflow_password_file']})")
     print(f"MLflow UI  : {s['mlflow_ui']}")
     for v in s["versions"]:
         print(f"  {s['model']} version {v['version']}  semver {v['semver']}  sha256 {v['sha256'][:12]}…")
     print(f"aliases    : {s['aliases']}")
     print(f"holdout AUC: v1 {s['holdout_auc']['v1']:.4f}  v2 {s['holdout_auc']['v2']:.4f}")
-    print(
-        f"regression : v1 {s['regression']['v1'].get('verdict')}  v2 {s['regression']['v2'].get('verdict')}"
-    )
+    c, r = s["candidate"], s["regression"]
+    print(f"candidate  : {c['label']} = version {c['version']}; regression {r['verdict']}")
+    k = s["canary"]
+    print(f"canary     : {k['verdict']} ({k['reason']})")
+    for st in k["stages"]:
+        print(
+            f"  stage {st.get('stage')}: {json.dumps({x: st[x] for x in st if x != 'stage'}, default=str)[:160]}"
+        )
+    if k["guard_events"]:
+        print(f"  router guard cut the canary {len(k['guard_events'])} time(s): {k['guard_events'][0]}")
+    t = k["traffic"]
+    print(f"traffic    : {t.get('sent')} requests, {t.get('ok')} ok, by version {t.get('by_version')}")
+    print(f"routes now : {k['routes']}")
     a = s["audit"]
     print(f"audit log  : {'OK' if a['ok'] else 'TAMPERED'} ({a['records']} records)")
-    print(f"took {s['seconds']}s; the stack stays up (make down stops it)")
+    print(
+        f"took {s['seconds']}s; summary in .local/demo/summary.json; the stack stays up (make down stops it)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
