@@ -97,6 +97,7 @@ def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
     from include.stack import down, running_pid, stack_env, started_with
 
     os.environ["MODELGATE_CANARY_POLICY"] = policy
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if running_pid(cfg) is not None and started_with(cfg).get("MODELGATE_CANARY_POLICY") != policy:
         print(f"the running stack has another canary policy; restarting it with {policy}")
         down(cfg)
@@ -425,6 +426,15 @@ def _print_summary(s: dict[str, Any]) -> None:
     t = k["traffic"]
     print(f"traffic    : {t.get('sent')} requests, {t.get('ok')} ok, by version {t.get('by_version')}")
     print(f"routes now : {k['routes']}")
+    ab = s.get("ab")
+    if ab:
+        lo, hi = ab["ci"]
+        print(
+            f"A/B        : {ab['experiment']}: conversion effect {ab['effect']:+.3f} (95 % CI {lo:+.3f} .. {hi:+.3f}, "
+            f"p = {ab['p_value']:.3g}; simulated true lift {ab['true_lift']:+.2f}) -> {ab['decision']}, "
+            f"approved over REST, champion version {ab['champion']}"
+        )
+        print(f"A/B report : {ab['report_url']}")
     a = s["audit"]
     print(f"audit log  : {'OK' if a['ok'] else 'TAMPERED'} ({a['records']} records)")
     print(
