@@ -7,7 +7,13 @@ this for several rounds, interleaving the servers, and prints the medians and th
 issue asks for (a shared machine's load moves single runs a lot). The router runs with routing (two
 variants, sticky unit ids), metrics and events on; a second router run adds a 10 % shadow.
 
-Usage: ``.venv/bin/python benchmarks/serving.py [--rounds 3] [--duration 8] [--connections 16]``
+CPU pinning (``--pin``, the default when this process may run on at least 2 CPUs): the CPUs this
+process may use are split in two; every server is started on the first set (its children, such as
+the router's event writer process and mlflow's uvicorn, inherit it) and ``wrk`` on the second, so load
+generator and server do not preempt each other or migrate across each other's CPU. Applied the same way
+to every server; ``--no-pin`` (or fewer than 2 CPUs, with a printed note) runs everything unpinned.
+
+Usage: ``.venv/bin/python benchmarks/serving.py [--rounds 3] [--duration 8] [--connections 16] [--no-pin]``
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +39,7 @@ BIN = Path(sys.executable).parent
 MINIMAL_APP = """
 import os, numpy as np, onnxruntime as ort, orjson
 opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.inter_op_num_threads = 1
+opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # same session options as router/model.py
 sess = ort.InferenceSession(os.environ["BENCH_MODEL"], opts, providers=["CPUExecutionProvider"])
 name = sess.get_inputs()[0].name
 outs = [o.name for o in sess.get_outputs()]
@@ -119,10 +127,43 @@ def wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     raise TimeoutError(url)
 
 
-def start(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that restricts the child (and everything it starts) to ``cpus``; None: no pinning."""
+    if cpus is None:
+        return None
+    frozen = frozenset(cpus)
+    return lambda: os.sched_setaffinity(0, frozen)
+
+
+def split_cpus(pin: bool | None) -> tuple[set[int] | None, set[int] | None, str]:
+    """(server cpus, wrk cpus, a line describing it); (None, None, why) when not pinning."""
+    avail = sorted(os.sched_getaffinity(0))
+    if pin is False:
+        return None, None, f"no CPU pinning (--no-pin; {len(avail)} CPUs available: {fmt_cpus(avail)})"
+    if len(avail) < 2:
+        return None, None, f"no CPU pinning: only {len(avail)} CPU available ({fmt_cpus(avail)})"
+    half = (len(avail) + 1) // 2
+    server, load = set(avail[:half]), set(avail[half:])
+    note = f"CPU pinning: server (and its children) on CPU {fmt_cpus(server)}, wrk on CPU {fmt_cpus(load)}"
+    return server, load, note
+
+
+def fmt_cpus(cpus: Iterable[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def start(
+    cmd: list[str], env: dict[str, str], cwd: Path, log: Path, cpus: set[int] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "wb") as f:
         return subprocess.Popen(
-            cmd, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=pinned(cpus),
         )
 
 
@@ -136,12 +177,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def wrk(url: str, lua: Path, duration: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, lua: Path, duration: int, connections: int, cpus: set[int] | None = None
+) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=pinned(cpus),
     ).stdout
 
     def ms(label: str) -> float:
@@ -163,9 +207,9 @@ def wrk(url: str, lua: Path, duration: int, connections: int) -> dict[str, float
     }
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in a process group (server, workers, helpers)."""
-    total = 0
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of a process group (server, workers, helpers)."""
+    pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -175,8 +219,37 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+            pids.append(int(entry))
+    return pids
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (server, workers, helpers)."""
+    total = 0
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def group_affinity(pgid: int) -> str:
+    """Distinct CPU sets of a process group's processes and threads, e.g. ``0 (5 processes, 9 threads)``."""
+    sets: dict[str, list[int]] = {}
+    threads = 0
+    for pid in group_pids(pgid):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            for tid in tids:
+                sets.setdefault(fmt_cpus(os.sched_getaffinity(tid)), []).append(pid)
+            threads += len(tids)
+        except OSError:
+            continue
+    procs = len({p for ps in sets.values() for p in ps})
+    return f"{' | '.join(sorted(sets))} ({procs} processes, {threads} threads)"
 
 
 def main() -> int:
@@ -186,7 +259,14 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3, help="rounds over all servers; medians are reported")
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pin servers and wrk to separate CPU sets (default: on when at least 2 CPUs are available)",
+    )
     args = ap.parse_args()
+    server_cpus, wrk_cpus, pin_note = split_cpus(args.pin)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -216,7 +296,19 @@ def main() -> int:
         import mlflow.onnx
         import onnx
 
-        mlflow.onnx.save_model(onnx.load(str(model)), str(tmp / "mlflow-model"))
+        # The same onnxruntime session options as the router and the minimal app (1 intra-op, 1 inter-op
+        # thread, sequential). mlflow's default (no options) sizes the intra-op pool to the cores and
+        # onnxruntime pins those pool threads to CPUs itself, which undoes the harness's CPU pinning.
+        mlflow.onnx.save_model(
+            onnx.load(str(model)),
+            str(tmp / "mlflow-model"),
+            onnx_execution_providers=["CPUExecutionProvider"],
+            onnx_session_options={
+                "intra_op_num_threads": 1,
+                "inter_op_num_threads": 1,
+                "execution_mode": "sequential",
+            },
+        )
         servers.append(
             (
                 "mlflow models serve",
@@ -276,18 +368,24 @@ def main() -> int:
             )
         )
 
+    affinity_shown: set[str] = set()
+
     def run(label: str, cmd: list[str], health: str, path: str, cwd: Path, extra: dict[str, str]) -> None:
         """Start one server alone, warm it up, measure it, stop it."""
         port = free_port()
         cmd = [c.replace("{port}", str(port)) for c in cmd]
-        proc = start(cmd, {**env, **extra}, cwd, tmp / f"{label}.log")
+        proc = start(cmd, {**env, **extra}, cwd, tmp / f"{label}.log", server_cpus)
         try:
             wait(f"http://127.0.0.1:{port}{health}", proc)
             url = f"http://127.0.0.1:{port}{path}"
-            wrk(url, lua, args.warmup, args.connections)
+            wrk(url, lua, args.warmup, args.connections, wrk_cpus)
+            if label not in affinity_shown:
+                # after the warm-up, so that processes started on the first requests (event writer) show
+                affinity_shown.add(label)
+                print(f"  {label:<22} runs on CPU {group_affinity(proc.pid)}", flush=True)
             load = os.getloadavg()[0]
             cpu0 = group_cpu_seconds(proc.pid)
-            r = wrk(url, lua, args.duration, args.connections)
+            r = wrk(url, lua, args.duration, args.connections, wrk_cpus)
             r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / max(r["rps"] * args.duration, 1) * 1e6
             r["load"] = load
         finally:
@@ -305,6 +403,7 @@ def main() -> int:
         f"load average before: {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    print(pin_note, flush=True)
     for i in range(args.rounds):
         print(f"round {i + 1}", flush=True)
         for server in servers:
@@ -328,7 +427,7 @@ def main() -> int:
     cost = 1 - med("router + 10% shadow", "rps") / rt
     print(f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%)")
     print(
-        f"(load average after: {os.getloadavg()[0]:.2f}; cpu us/req = CPU of the server's process group "
+        f"({pin_note}; load average after: {os.getloadavg()[0]:.2f}; cpu us/req = CPU of the server's process group "
         f"per answered request; files in {tmp})"
     )
     return 0
