@@ -121,17 +121,24 @@ def ab_analysis() -> None:
 
         @task
         def promote(candidate: dict[str, Any]) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from include.abtest import pipeline
             from include.abtest.decision import approval_outcome
             from plugins.mlflow_hook import ModelgateMlflowHook
             from plugins.router_hook import RouterHook
             from plugins.task_utils import actor_of, call
 
-            uri = ModelgateMlflowHook().get_conn()
             ctx = get_current_context()
             answer = ctx["ti"].xcom_pull(task_ids="ship_gate.approve", map_indexes=ctx["ti"].map_index)
+            outcome = approval_outcome(answer)
+            if outcome["outcome"] != "approved":
+                # ApprovalOperator's skip of this task is lost inside a mapped task group (Airflow
+                # NotPreviouslySkippedDep reads the skip XCom at map index -1; apache/airflow#67265)
+                raise AirflowSkipException(f"{candidate['experiment']}: {outcome['outcome']}, not promoted")
+            uri = ModelgateMlflowHook().get_conn()
             actor = actor_of(ctx)
-            hook = RouterHook(actor=approval_outcome(answer)["by"] or actor)
+            hook = RouterHook(actor=outcome["by"] or actor)
             conf = dict(ctx["dag_run"].conf or {})
             return call(pipeline.promote_winner, candidate, answer, actor=actor, run_id=ctx["run_id"],
                         routes=hook, conf=conf, tracking_uri=uri)  # fmt: skip

@@ -1,10 +1,13 @@
-"""ab_analysis: dag.test() of the paths that need no human, and the approval outcomes run through the
-DAG's own step functions against a real MLflow registry and a real router.
+"""ab_analysis with dag.test(): the paths that need no human, the ship gate answered by a person through
+the REST API of a real api-server, and the approval outcomes through the DAG's own step functions,
+against a real MLflow registry and a real router.
 
-A ``ship`` parks the approval task in AWAITING_INPUT; ``dag.test()`` then waits for an answer from an
-api-server sharing its database, which these tests do not start. The approve / reject / timeout
-outcomes are checked by calling ``pipeline.promote_winner`` and ``pipeline.record_outcome`` with the
-answers ``ApprovalOperator`` returns (the same functions the DAG's tasks call).
+A ``ship`` parks ``ship_gate.approve`` (an ``ApprovalOperator``) in AWAITING_INPUT and ``dag.test()``
+waits; an :class:`support_hitl.Approver` thread answers it with
+``PATCH /api/v2/dags/ab_analysis/dagRuns/{run_id}/taskInstances/ship_gate.approve/{map_index}/hitlDetails``
+on an api-server sharing the tests' metadata DB, logged in as a named user. The same outcomes (and the
+timeout) are also checked by calling ``pipeline.promote_winner`` and ``pipeline.record_outcome``
+directly with the answers ``ApprovalOperator`` returns.
 """
 
 from __future__ import annotations
@@ -20,13 +23,18 @@ from typing import Any
 import pytest
 import yaml
 from support import REPO, make_logreg_onnx, stop
+from support_airflow import run_dag, task_states
+from support_hitl import ApiServer, Approver
 
 sys.path.insert(0, str(REPO / "tests" / "include" / "abtest"))
 from ab_support import START, experiment_doc
 
 from include.abtest.generate import Population, generate
 
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("_api_server_process")]
+
 DAG_FILE = REPO / "dags" / "ab_analysis.py"
+DAG_ID = "ab_analysis"
 
 _DRIVER = r"""
 import json, sys
@@ -223,3 +231,95 @@ def test_rejection_or_timeout_changes_nothing_and_records_the_reason(
     assert records[-1].after["outcome"] == outcome and records[-1].after["reason"] == reason
     tags = MlflowClient(tracking_uri).get_run(summary["run_id"]).data.tags
     assert tags["modelgate.abtest.approval"] == outcome
+
+
+def _run_ship_gate(env: dict[str, Any], tmp_path: Path, api_server: ApiServer, user: str,
+                   answer: dict[str, Any]) -> tuple[Any, dict[str, str], dict[str, Any], Approver]:  # fmt: skip
+    """Run the DAG on an experiment whose data says ``ship`` (b converts 25 % more, SRM-free) while
+    ``user`` answers the ship gate through the REST API; return the run, its task states, the
+    analysis summary and the approver."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    data = tmp_path / "data"
+    g = generate(Population(n_units=40_000, variants={"a": 1, "b": 1}, lifts={"b": 0.25}, model=env["name"],
+                            seed=11), data, START, days=3)  # fmt: skip
+    conf = {"experiments_dir": str(env["exps"]), "events_root": str(g.events_root), "data_root": str(data),
+            "as_of": (START + timedelta(days=3)).isoformat()}  # fmt: skip
+    approver = Approver(api_server, DAG_ID, {"ship_gate.approve": answer}, user=user)
+    approver.start()
+    try:
+        dr = run_dag(DAG_FILE.name, DAG_ID, conf)
+    finally:
+        approver.finish()
+    with create_session() as s:
+        x = s.query(XComModel).filter_by(run_id=dr.run_id, task_id="analyse", map_index=0, key="return_value")
+        summary = x.one().value
+    summary = json.loads(summary) if isinstance(summary, str) else summary
+    assert not approver.errors and not approver.answers, (approver.errors, approver.answers)
+    return dr, task_states(dr), summary, approver
+
+
+def test_ship_approved_through_the_rest_api_promotes_the_winner_and_audits_who_approved_and_why(
+    promotion_env, tracking_uri: str, tmp_path: Path, api_server: ApiServer
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from include.registry.audit import read_records, verify
+    from plugins.router_hook import RouterHook
+
+    env = promotion_env
+    answer = {"chosen_options": ["Approve"], "params_input": {"reason": "clear win on conversion"}}
+    dr, states, summary, approver = _run_ship_gate(env, tmp_path, api_server, "ana", answer)
+    assert summary["decision"] == "ship" and summary["winner"] == "b", summary
+    form = approver.bodies["ship_gate.approve"]
+    assert "proposal **ship `b`**" in form and "| conversion | primary | b |" in form, "evidence in the form"
+    assert approver.responses["ship_gate.approve"]["responded_by"]["name"] == "ana"
+    assert dr.state == "success", states
+    assert [states[f"ship_gate.{t}"] for t in ("approve", "promote", "record")] == ["success"] * 3, states
+    client = MlflowClient(tracking_uri)
+    assert client.get_model_version_by_alias(env["name"], "champion").version == env["ver2"]
+    routes = RouterHook().get_routes(env["name"])
+    assert {v["name"]: v["weight_bp"] for v in routes["variants"]} == {"a": 0, "b": 10000}
+    assert routes["champion"] == "b"
+    records = {r.action: r for r in read_records(env["audit_url"]) if r.run_id == dr.run_id}
+    assert records["set_alias"].actor == "ana" and records["set_alias"].after["version"] == env["ver2"]
+    assert records["set_alias"].after["reason"] == "A/B ship-exp approved by ana: clear win on conversion"
+    assert records["routes.put"].actor == "ana"
+    decision = records["abtest.ship_decision"]
+    assert (decision.actor, decision.subject) == ("ana", "abtest:ship-exp")
+    assert (decision.after["outcome"], decision.after["by"], decision.after["reason"]) == (
+        "approved", "ana", "clear win on conversion")  # fmt: skip
+    assert decision.after["promoted"]["version"] == env["ver2"]
+    assert verify(env["audit_url"]).ok
+    tags = client.get_run(summary["run_id"]).data.tags
+    assert tags["modelgate.abtest.approval"] == "approved"
+
+
+def test_ship_rejected_through_the_rest_api_skips_promotion_and_records_who_rejected_and_why(
+    promotion_env, tracking_uri: str, tmp_path: Path, api_server: ApiServer
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from include.registry.audit import read_records
+    from plugins.router_hook import RouterHook
+
+    env = promotion_env
+    answer = {"chosen_options": ["Reject"], "params_input": {"reason": "peak season"}}
+    dr, states, summary, approver = _run_ship_gate(env, tmp_path, api_server, "bo", answer)
+    assert summary["decision"] == "ship", summary
+    assert approver.responses["ship_gate.approve"]["responded_by"]["name"] == "bo"
+    assert dr.state == "success", states
+    assert [states[f"ship_gate.{t}"] for t in ("approve", "promote", "record")] == [
+        "success", "skipped", "success"], states  # fmt: skip
+    client = MlflowClient(tracking_uri)
+    assert client.get_model_version_by_alias(env["name"], "champion").version == env["ver1"]
+    routes = RouterHook().get_routes(env["name"])
+    assert {v["name"]: v["weight_bp"] for v in routes["variants"]} == {"a": 5000, "b": 5000}
+    records = read_records(env["audit_url"])
+    assert [(r.actor, r.action, r.run_id) for r in records] == [("bo", "abtest.ship_decision", dr.run_id)]
+    assert (records[0].after["outcome"], records[0].after["reason"], records[0].after["promoted"]) == (
+        "rejected", "peak season", None)  # fmt: skip
+    tags = client.get_run(summary["run_id"]).data.tags
+    assert tags["modelgate.abtest.approval"] == "rejected"
+    assert tags["modelgate.abtest.approval_reason"] == "peak season"

@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +23,9 @@ import pandas as pd
 import pytest
 import yaml
 from serving.conftest import ADMIN_TOKEN, Router, start_router
-from support import REPO, free_port, stop, wait_http
+from support import REPO, stop
 from support_airflow import ensure_airflow_db, run_dag, task_states
+from support_hitl import ApiServer, Approver
 
 from include.canary import controller as cc
 from include.canary import rollback as rb
@@ -37,7 +36,7 @@ from include.registry import registry as reg
 from include.synthetic.spec import FeatureSpec
 from include.traffic.generator import TrafficConfig, TrafficThread
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("_api_server_process")]
 
 DAG_FILE, DAG_ID = "canary_promotion.py", "canary_promotion"
 BAKE = 2.0
@@ -240,73 +239,6 @@ def test_a_second_canary_of_the_same_model_is_refused_while_one_is_in_progress(e
     assert cc.start(env.name, v3, cc.Ctx(router, "bob", "run-b"), str(env.policy))["noop"] is None
 
 
-class _Approver(threading.Thread):
-    """Answers the DAG's HITL requests through the Airflow REST API of a real api-server."""
-
-    def __init__(self, api: str, answers: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.api, self.answers, self.bodies = api, dict(answers), {}
-        self.done = threading.Event()
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        deadline = time.monotonic() + 240
-        with httpx.Client(base_url=self.api, timeout=30) as c:
-            token = c.get("/auth/token").json()["access_token"]
-            c.headers["Authorization"] = f"Bearer {token}"
-            while self.answers and time.monotonic() < deadline and not self.done.is_set():
-                r = c.get(f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails")
-                for d in r.json().get("hitl_details", []) if r.status_code == 200 else []:
-                    ti = d["task_instance"]
-                    if d["response_received"] or ti["task_id"] not in self.answers:
-                        continue
-                    self.bodies[ti["task_id"]] = d["body"]
-                    url = (
-                        f"/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-                        f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
-                    )
-                    p = c.patch(
-                        url, json={"chosen_options": [self.answers.pop(ti["task_id"])], "params_input": {}}
-                    )
-                    if p.status_code != 200:
-                        self.errors.append(f"{p.status_code} {p.text[:300]}")
-                time.sleep(0.5)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _api_server_process(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A real Airflow api-server on the tests' metadata DB (all users admin, loopback only).
-
-    Started when the module starts so that it is up by the time the approval test needs it.
-    """
-    ensure_airflow_db()
-    port = free_port()
-    env = dict(os.environ, AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
-    airflow = Path(sys.executable).parent / "airflow"
-    log_path = tmp_path_factory.mktemp("api-server") / "api-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc, f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc, timeout=3)
-
-
-@pytest.fixture
-def api_server(_api_server_process: tuple[subprocess.Popen[bytes], str]) -> str:
-    proc, url = _api_server_process
-    wait_http(f"{url}/api/v2/version", timeout=120, proc=proc)
-    return url
-
-
 KILLED_RUN = """
 import sys
 sys.path[:0] = ['.', 'tests', 'serving_images/router']
@@ -361,15 +293,14 @@ def test_run_killed_between_setting_routes_and_tagging_is_rerun_and_converges(en
 
 
 def test_marginal_candidate_waits_for_approval_and_the_answers_given_through_the_api_decide(
-    env: Env, api_server: str
+    env: Env, api_server: ApiServer
 ) -> None:
     shifted = env.register(make_shifted_model(env.tmp / "shifted.onnx", seed=1, shift=2.0))
-    approver = _Approver(api_server, {"approval_1": "Approve", "approval_2": "Reject"})
+    approver = Approver(api_server, DAG_ID, {"approval_1": "Approve", "approval_2": "Reject"})
     approver.start()
     with env.traffic():
         dr = run_dag(DAG_FILE, DAG_ID, env.conf(shifted))
-    approver.done.set()
-    approver.join(10)
+    approver.finish()
     states = task_states(dr)
     assert not approver.errors and not approver.answers, (approver.errors, approver.answers)
     assert states["approval_1"] == "success" and states["approval_2"] == "success", states
