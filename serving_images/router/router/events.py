@@ -10,10 +10,13 @@ the event loop for tens of milliseconds at every flush; now it runs on another i
 Files land under ``<root>/date=YYYY-MM-DD/hour=HH/part-<pid>-<seq>-<rand>.parquet``; the root is a
 local directory or any fsspec URL. The schema is documented in ``docs/events.md``.
 
-Nothing is lost silently: the writer reports its counts after every write attempt; records it could
-not keep while the sink fails are counted as dropped; if the writer process dies, every record it
-had received and not reported written or dropped is counted as dropped and a new writer starts.
-A sink used without ``start()`` (tests, tools) writes in-process on ``flush()``/``close()``.
+Nothing is lost silently: the writer reports its counts before and after each file, naming the file
+it is about to write; records it could not keep while the sink fails are counted as dropped; records
+beyond ``max_buffer`` in the serving process's list are refused and counted as dropped; if the writer
+process dies, the records of the file it last named count as written when that file is in place, and
+every other record it had received and not reported written or dropped is counted as dropped, and a
+new writer starts. A record is in at most one file: a failed write retries only the hours not yet
+written. A sink used without ``start()`` (tests, tools) writes in-process on ``flush()``/``close()``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -61,6 +64,9 @@ SEND_TICK = 0.1
 
 SEND_CHUNK = 4096
 """Records encoded per frame (bounds how long one orjson call holds the GIL)."""
+
+HOUR_US = 3_600_000_000
+"""Microseconds in an hour: ``ts // HOUR_US`` is a record's UTC hour partition."""
 
 FRAME = struct.Struct("<II")
 """Frame header on the writer's stdin: payload bytes, record count; the payload is a JSON array."""
@@ -96,27 +102,35 @@ def schema() -> Any:
 class ParquetBatchWriter:
     """Holds decoded records and writes them as Parquet files partitioned by date and hour.
 
-    A failed write keeps the newest ``max_buffer`` records for the next attempt and counts the rest
-    as dropped. Used by the writer process, and in-process by a sink that was never started.
+    A flush writes one file per UTC hour in the batch. Each file counts as written once it is in
+    place, and its records leave the batch: if a later file fails, only the records not yet in a file
+    are kept for the next attempt (the newest ``max_buffer`` of them; older ones are dropped and
+    counted). Used by the writer process, and in-process by a sink that was never started.
 
     Args:
         root: local directory or fsspec URL.
         max_buffer: records kept while writes fail.
+        on_progress: called before each file is written (``pending`` then names it) and after each
+            attempt (``pending`` is None again, the counts are updated); the writer process reports
+            from it.
     """
 
-    def __init__(self, root: str, max_buffer: int) -> None:
+    def __init__(self, root: str, max_buffer: int, on_progress: Callable[[], None] | None = None) -> None:
         self.root = root.rstrip("/")
         self.max_buffer = max_buffer
+        self.on_progress = on_progress
         self.rows: list[Sequence[Any]] = []
         self.written = 0
         self.dropped = 0
         self.failures = 0
         self.files = 0
         self.last_error: str | None = None
+        self.pending: tuple[str, int] | None = None
+        """The file being written now and its record count; None between files."""
         self._seq = 0
 
     def flush(self) -> int:
-        """Write every held record.
+        """Write every held record, one file per UTC hour.
 
         Returns:
             Records written.
@@ -125,42 +139,98 @@ class ParquetBatchWriter:
         if not batch:
             return 0
         self.rows = []
-        try:
-            self._write(batch)
-        except Exception as e:  # any sink failure: keep serving, keep or count the records
-            self.failures += 1
-            self.last_error = f"{type(e).__name__}: {e}"
-            log.error("event sink failed to write %d records: %s", len(batch), self.last_error)
-            keep = max(0, self.max_buffer - len(self.rows))
-            if len(batch) > keep:
-                self.dropped += len(batch) - keep
-                batch = batch[len(batch) - keep :] if keep else []
-            self.rows[:0] = batch
-            return 0
-        self.written += len(batch)
-        return len(batch)
-
-    def _write(self, batch: list[Sequence[Any]]) -> None:
-        import pyarrow as pa
-
         groups: dict[int, list[Sequence[Any]]] = defaultdict(list)
         for r in batch:
-            groups[r[0] // 3_600_000_000].append(r)
-        sch = schema()
-        for hour, recs in groups.items():
-            cols = list(zip(*recs, strict=True))
-            arrays = [pa.array(c, type=f.type) for c, f in zip(cols, sch, strict=True)]
-            table = pa.Table.from_arrays(arrays, schema=sch)
-            d = datetime.fromtimestamp(hour * 3600, tz=UTC)
-            self._seq += 1
-            name = f"part-{os.getpid()}-{self._seq:06d}-{secrets.token_hex(4)}.parquet"
-            self._write_table(table, f"date={d:%Y-%m-%d}/hour={d:%H}", name)
+            groups[r[0] // HOUR_US].append(r)
+        hours = list(groups)
+        done = 0
+        for i, hour in enumerate(hours):
+            recs = groups[hour]
+            try:
+                self._write_hour(hour, recs)
+            except Exception as e:  # any sink failure: keep serving, keep or count the records
+                self.pending = None
+                self._fail(e, batch if i == 0 else self._unwritten(batch, hours[i:]))
+                return done
+            self.pending = None
+            self.written += len(recs)
             self.files += 1
+            done += len(recs)
+            self._progress()
+        return done
+
+    @staticmethod
+    def _unwritten(batch: list[Sequence[Any]], hours: list[int]) -> list[Sequence[Any]]:
+        """The records of ``batch`` in ``hours``, in arrival order (the hours not yet in a file)."""
+        left = set(hours)
+        return [r for r in batch if r[0] // HOUR_US in left]
+
+    def _fail(self, e: Exception, rest: list[Sequence[Any]]) -> None:
+        self.failures += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        log.error("event sink failed to write %d records: %s", len(rest), self.last_error)
+        keep = max(0, self.max_buffer - len(self.rows))
+        if len(rest) > keep:
+            self.dropped += len(rest) - keep
+            rest = rest[len(rest) - keep :] if keep else []
+        self.rows[:0] = rest
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress()
+
+    def _write_hour(self, hour: int, recs: list[Sequence[Any]]) -> None:
+        import pyarrow as pa
+
+        sch = schema()
+        cols = list(zip(*recs, strict=True))
+        arrays = [pa.array(c, type=f.type) for c, f in zip(cols, sch, strict=True)]
+        table = pa.Table.from_arrays(arrays, schema=sch)
+        d = datetime.fromtimestamp(hour * 3600, tz=UTC)
+        self._seq += 1
+        partition = f"date={d:%Y-%m-%d}/hour={d:%H}"
+        name = f"part-{os.getpid()}-{self._seq:06d}-{secrets.token_hex(4)}.parquet"
+        self.pending = (self._path(partition, name), len(recs))
+        self._progress()
+        self._write_table(table, partition, name)
+
+    def _is_url(self) -> bool:
+        return "://" in self.root and not self.root.startswith("file://")
+
+    def _path(self, partition: str, name: str) -> str:
+        """The final path of a file: a local path, or the fsspec path under the URL's filesystem."""
+        if self._is_url():
+            import fsspec
+
+            _, base = fsspec.core.url_to_fs(self.root)
+            return f"{base}/{partition}/{name}"
+        return os.path.join(self.root.removeprefix("file://"), partition, name)
+
+    def exists(self, path: str) -> bool:
+        """Whether a file named by ``pending`` is in place.
+
+        Args:
+            path: the first element of a ``pending`` pair.
+
+        Returns:
+            True if the file exists; False if it does not or the store cannot be asked.
+        """
+        if not self._is_url():
+            return os.path.exists(path)
+        try:
+            import fsspec
+
+            fs, _ = fsspec.core.url_to_fs(self.root)
+            return bool(fs.exists(path))
+        except Exception as e:  # the store is unreachable: the file is not confirmed
+            log.warning("cannot check whether %s exists: %s", path, e)
+            return False
 
     def _write_table(self, table: Any, partition: str, name: str) -> None:
         import pyarrow.parquet as pq
 
-        if "://" in self.root and not self.root.startswith("file://"):
+        if self._is_url():
             import fsspec
 
             fs, base = fsspec.core.url_to_fs(self.root)
@@ -184,6 +254,7 @@ class ParquetBatchWriter:
                     "failures": self.failures,
                     "files": self.files,
                     "error": self.last_error,
+                    "pending": self.pending,
                 }
             )
             + b"\n"
@@ -198,7 +269,28 @@ class _Child:
         self.sent = 0
         # the latest report, swapped in as one tuple: written, dropped, failures, files, error
         self.counts: tuple[int, int, int, int, str | None] = (0, 0, 0, 0, None)
+        # the file the writer said it was writing when it last reported (path, records), or None
+        self.pending: tuple[str, int] | None = None
         self.reader: threading.Thread | None = None
+
+    def take(self, line: bytes) -> None:
+        """Take in one report line of the writer."""
+        try:
+            d = orjson.loads(line)
+            counts = (
+                int(d["written"]),
+                int(d["dropped"]),
+                int(d["failures"]),
+                int(d["files"]),
+                d.get("error"),
+            )
+            p = d.get("pending")
+            pending = (str(p[0]), int(p[1])) if p else None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            log.warning("unreadable report from the event writer: %r", line[:200])
+            return
+        self.pending = pending
+        self.counts = counts
 
 
 class EventSink:
@@ -209,6 +301,8 @@ class EventSink:
         flush_rows: a Parquet file is written when this many records are waiting.
         flush_seconds: and at least this often.
         max_buffer: records kept in memory while writes fail; beyond it records are dropped and counted.
+            The list in this process never holds more: ``append`` refuses (and counts) records while
+            it is full, for example while the sender thread is blocked on a full pipe.
     """
 
     def __init__(self, root: str, flush_rows: int, flush_seconds: float, max_buffer: int) -> None:
@@ -226,6 +320,9 @@ class EventSink:
         self._local = ParquetBatchWriter(root, max_buffer)
         # counts of writer processes that ended, and of records lost on this side
         self._base: tuple[int, int, int, int] = (0, 0, 0, 0)
+        # records refused by ``append`` because the list was full; the lock is only taken then
+        self._refused = 0
+        self._refused_lock = threading.Lock()
         self._last_error: str | None = None
 
     # ------------------------------------------------------------------ counters
@@ -240,7 +337,7 @@ class EventSink:
     def dropped(self) -> int:
         """Records dropped (sink kept failing beyond ``max_buffer``, or a writer process died)."""
         c = self._child
-        return self._base[1] + self._local.dropped + (c.counts[1] if c else 0)
+        return self._base[1] + self._refused + self._local.dropped + (c.counts[1] if c else 0)
 
     @property
     def failures(self) -> int:
@@ -270,14 +367,23 @@ class EventSink:
     # ------------------------------------------------------------------ request path
 
     def append(self, rec: Record) -> None:
-        """Append one record (called on the request path; O(1), no lock).
+        """Append one record (called on the request path; O(1), no lock while the list has room).
+
+        While the list holds ``max_buffer`` records the record is dropped and counted instead. The
+        newest record is the one dropped: removing the oldest here would race with the sender thread,
+        which takes records from the front.
 
         Args:
             rec: the event tuple, fields in ``FIELDS`` order.
         """
         buf = self._buf
+        n = len(buf)
+        if n >= self.max_buffer:
+            with self._refused_lock:  # the event loop and the shadow thread both append
+                self._refused += 1
+            return
         buf.append(rec)  # list.append is atomic under the GIL: safe against the sender's slice-and-delete
-        if len(buf) == self._wake_at:
+        if n + 1 == self._wake_at:
             self._wake.set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -373,22 +479,20 @@ class EventSink:
         if out is None:
             return
         for line in out:
-            try:
-                d = orjson.loads(line)
-                child.counts = (
-                    int(d["written"]),
-                    int(d["dropped"]),
-                    int(d["failures"]),
-                    int(d["files"]),
-                    d.get("error"),
-                )
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                log.warning("unreadable report from the event writer: %r", line[:200])
+            child.take(line)
 
     def _retire(self, child: _Child) -> None:
         """Fold an ended writer's counts into the totals; what it never accounted for is dropped."""
         w, d, f, n, err = child.counts
         lost = child.sent - w - d
+        if lost > 0 and child.pending is not None:
+            path, rows = child.pending
+            if self._local.exists(path):  # the file is in place; only the report after it was lost
+                rows = min(rows, lost)
+                log.warning(
+                    "event writer ended after writing %s (%d records) but before reporting it", path, rows
+                )
+                w, n, lost = w + rows, n + 1, lost - rows
         if lost > 0:
             f += 1
             d += lost
@@ -427,7 +531,10 @@ class EventSink:
                     self._send_all(child)
 
     def _cap(self) -> None:
-        """Drop (and count) the oldest records beyond ``max_buffer`` while the writer does not take them."""
+        """Drop (and count) the oldest records beyond ``max_buffer``.
+
+        ``append`` keeps the list at ``max_buffer``; two threads appending at once can pass it by one.
+        """
         buf = self._buf
         extra = len(buf) - self.max_buffer
         if extra > 0:

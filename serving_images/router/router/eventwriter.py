@@ -1,10 +1,12 @@
 """The event writer process: ``python -m router.eventwriter CONFIG_JSON`` (started by ``EventSink``).
 
 Reads frames from stdin (``FRAME`` header, then a JSON array of records), writes Parquet files when
-``flush_rows`` records are held or ``flush_seconds`` have passed, and after each write attempt prints
-its counts as one JSON line on stdout. It ignores SIGINT and SIGTERM (they reach the whole process
-group, and the serving process still has records to hand over while it drains) and exits when stdin
-closes, after writing what it holds.
+``flush_rows`` records are held or ``flush_seconds`` have passed, and prints its counts as one JSON
+line on stdout before and after each file (the line before names the file in ``pending``). It ignores
+SIGINT and SIGTERM (they reach the whole process group, and the serving process still has records to
+hand over while it drains) and exits when stdin closes, after writing what it holds (what it cannot
+write then is counted as dropped). If the serving process is gone (its end of stdout is closed), it
+stops reporting, writes what it received and exits 0.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import select
 import signal
 import sys
 import time
+from typing import IO
 
 import orjson
 
@@ -35,7 +38,7 @@ def _read_exact(fd: int, n: int) -> bytes | None:
     return b"".join(parts)
 
 
-def serve(cfg: dict[str, object], fd_in: int, out: object) -> int:
+def serve(cfg: dict[str, object], fd_in: int, out: IO[bytes]) -> int:
     """Run the writer loop until ``fd_in`` ends.
 
     Args:
@@ -46,17 +49,29 @@ def serve(cfg: dict[str, object], fd_in: int, out: object) -> int:
     Returns:
         The exit code.
     """
-    writer = ParquetBatchWriter(str(cfg["root"]), int(cfg["max_buffer"]))  # type: ignore[call-overload]
+    parent_gone = False
+
+    def report() -> None:
+        nonlocal parent_gone
+        if parent_gone:
+            return
+        try:
+            out.write(writer.report())
+            out.flush()
+        except OSError as e:  # BrokenPipeError: the serving process died (SIGKILL); nobody reads the counts
+            parent_gone = True
+            log.warning(
+                "cannot report to the serving process (%s); writing what was received, then exiting", e
+            )
+            _silence(out)
+
+    writer = ParquetBatchWriter(str(cfg["root"]), int(cfg["max_buffer"]), report)  # type: ignore[call-overload]
     flush_rows = int(cfg["flush_rows"])  # type: ignore[call-overload]
     flush_seconds = float(cfg["flush_seconds"])  # type: ignore[arg-type]
     import pyarrow as pa
     import pyarrow.parquet  # imported before the first batch arrives
 
     pa.array([0], type=pa.int64())
-
-    def report() -> None:
-        out.write(writer.report())  # type: ignore[attr-defined]
-        out.flush()  # type: ignore[attr-defined]
 
     last = time.monotonic()
     open_ = True
@@ -76,11 +91,27 @@ def serve(cfg: dict[str, object], fd_in: int, out: object) -> int:
         now = time.monotonic()
         if len(writer.rows) >= flush_rows or now - last >= flush_seconds or not open_:
             if writer.rows:
-                writer.flush()
-                report()
+                writer.flush()  # reports before and after each file
             last = now
+    if writer.rows:  # the last attempt failed: nobody will retry these
+        log.error(
+            "event writer exiting with %d records it could not write; counted as dropped", len(writer.rows)
+        )
+        writer.dropped += len(writer.rows)
+        writer.rows = []
     report()
     return 0
+
+
+def _silence(out: IO[bytes]) -> None:
+    """Point ``out``'s descriptor at /dev/null, so that the bytes left in its buffer, flushed again at
+    interpreter exit, do not raise a second ``BrokenPipeError`` (the recipe of Python's ``signal`` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real descriptor
+        pass
 
 
 def main() -> int:

@@ -69,7 +69,7 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
     add("# HELP router_events_written_total Prediction events written to the sink.")
     add("# TYPE router_events_written_total counter")
     add(f"router_events_written_total {sink.written if sink else 0}")
-    add("# HELP router_events_dropped_total Prediction events dropped because the sink kept failing.")
+    add("# HELP router_events_dropped_total Prediction events dropped: the sink failed, fell behind or died.")
     add("# TYPE router_events_dropped_total counter")
     add(f"router_events_dropped_total {sink.dropped if sink else 0}")
     add("# HELP router_events_sink_failures_total Failed sink writes.")
