@@ -297,8 +297,9 @@ def main() -> int:
         import onnx
 
         # The same onnxruntime session options as the router and the minimal app (1 intra-op, 1 inter-op
-        # thread, sequential). mlflow's default (no options) sizes the intra-op pool to the cores and
-        # onnxruntime pins those pool threads to CPUs itself, which undoes the harness's CPU pinning.
+        # thread, sequential). With mlflow's default (no options: an intra-op pool sized to the cores,
+        # whose threads onnxruntime gives their own CPU affinity) the pinned mlflow server had threads
+        # on both CPUs (affinity line "0 | 1"); with these options all its threads stay on the server set.
         mlflow.onnx.save_model(
             onnx.load(str(model)),
             str(tmp / "mlflow-model"),
