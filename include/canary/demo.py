@@ -1,23 +1,17 @@
-"""The canary part of ``make demo``: live traffic while ``canary_promotion`` runs, then its outcome.
+"""The outcome of a canary as ``make demo`` reports it (include/demo/run.py drives the stage).
 
-The demo's stack runs Airflow, MLflow and the router; ``canary_promotion`` is scheduled by the
-regression Asset (or triggered with conf). :func:`run_canary_demo` sends traffic drawn from the
-feature spec to the router until the canary run has ended (``wait_for_run`` returns), then reads the
-outcome back from the registry, the router and the audit log.
+:func:`canary_outcome` reads back from the registry and the router what a ``canary_promotion`` run
+did: verdict, reason, stage summaries, aliases, routes and guard cuts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from include.canary import controller as cc
 from include.canary.router_client import RouterClient
-from include.synthetic.spec import FeatureSpec
-from include.traffic.generator import TrafficConfig, TrafficThread
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +53,3 @@ def canary_outcome(model: str, version: str, router: RouterClient) -> dict[str, 
         ],
         "lock": cc.read_lock(model),
     }
-
-
-def run_canary_demo(
-    model_name: str,
-    version: str,
-    router_url: str,
-    spec_path: Path | str,
-    wait_for_run: Callable[[], Any],
-    *,
-    rate: float = 40.0,
-    max_seconds: float = 480.0,
-    n_units: int = 2000,
-    admin_token: str | None = None,
-) -> dict[str, Any]:
-    """Send live traffic to the router while the canary runs, then return its outcome.
-
-    Args:
-        model_name: the model (as the router serves it).
-        version: the candidate version.
-        router_url: the router's base URL.
-        spec_path: feature spec JSON the inputs are drawn from.
-        wait_for_run: blocks until the ``canary_promotion`` run has ended and returns it (e.g.
-            ``lambda: client.wait_for_run_after("canary_promotion", since, timeout=480)``).
-        rate: requests per second.
-        max_seconds: the traffic stops after this long whatever happens.
-        n_units: size of the unit-id population.
-        admin_token: router admin token (default ``ROUTER_ADMIN_TOKEN``).
-
-    Returns:
-        ``canary_outcome`` plus ``run`` (what ``wait_for_run`` returned) and ``traffic`` (the report).
-    """
-    spec = FeatureSpec.from_json(spec_path)
-    cfg = TrafficConfig(router_url, model_name, rate=rate, duration_s=max_seconds, n_units=n_units)
-    traffic = TrafficThread(cfg, spec).start()
-    try:
-        run = wait_for_run()
-    finally:
-        report = traffic.stop()
-    out = canary_outcome(model_name, version, RouterClient(router_url, admin_token, actor="demo"))
-    out["run"] = run
-    out["traffic"] = report.to_dict()
-    log.info("canary demo of %s v%s: %s", model_name, version, out["verdict"])
-    return out

@@ -126,12 +126,6 @@ def _conf(name: str, path: Path, art: Any, label: str) -> dict[str, Any]:
     }
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _expect(
     scenario: str,
     name: str,
@@ -194,7 +188,9 @@ class _Demo:
         print(f"registering {label} ({path.name}) through the Airflow REST API ...")
         t0 = time.monotonic()
         since = datetime.now(UTC)
-        sha = _sha256(path)
+        from include.registry.artifact import sha256_file
+
+        sha = sha256_file(path)
         conf = _conf(self.name, path, self.art, label[:2])
         created = _register(self.bin_dir, self.env, self.cfg.airflow_url, conf, self.name, sha)
         self._timed(f"register {label}", t0)
