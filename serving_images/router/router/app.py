@@ -159,21 +159,94 @@ class RouterApp:
         except RouterError as e:
             status, body, headers = e.status, orjson.dumps({"error": e.message, "code": e.code}), []
         except Exception as e:  # last line: log, answer JSON, never a traceback on the wire
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            status = 500
-            body = orjson.dumps({"error": f"internal error: {type(e).__name__}", "code": "internal"})
-            headers = []
+            status, body, headers = _internal(e, scope.get("method"), scope.get("path"))
         finally:
             self.in_flight -= 1
-        ctype = _TEXT if status == 200 and scope["path"] == "/metrics" else _JSON
+        self._finish(status, body, headers, scope["path"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _finish(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]], path: str) -> None:
+        """Add the headers every response carries and count the response."""
+        ctype = _TEXT if status == 200 and path == "/metrics" else _JSON
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", b"%d" % len(body)))
         if self.plane.draining:
             headers.append((b"connection", b"close"))
         responses = self.http_responses
         responses[status] = responses.get(status, 0) + 1
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def is_score_path(path: str) -> bool:
+        """Whether ``POST path`` is a scoring endpoint (answered by ``serve_score``)."""
+        return (
+            path == "/invocations"
+            or (path.startswith("/models/") and path.endswith("/invocations"))
+            or (path.startswith("/v2/models/") and path.endswith("/infer"))
+        )
+
+    def serve_score(
+        self, path: str, body: bytes, h: dict[bytes, bytes]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Answer ``POST path`` (a scoring endpoint) with the whole body at hand, without awaiting.
+
+        The HTTP protocol calls this directly for scoring requests (``router.httpproto``); the ASGI
+        path calls it too, so both answer byte for byte the same.
+
+        Args:
+            path: the request path (``is_score_path`` is true for it).
+            body: the request body.
+            h: the request headers, names lower-case.
+
+        Returns:
+            Status, body and headers, the common headers (type, length, close when draining) added.
+        """
+        self.in_flight += 1
+        try:
+            status, out, headers = self._score_path(path, body, h)
+        except RouterError as e:
+            return self.error_response(e, path)
+        except Exception as e:  # last line: log, answer JSON, never a traceback on the wire
+            status, out, headers = _internal(e, "POST", path)
+        finally:
+            self.in_flight -= 1
+        self._finish(status, out, headers, path)
+        return status, out, headers
+
+    def error_response(self, e: RouterError, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """The finished JSON answer for a refused request.
+
+        Args:
+            e: what was wrong.
+            path: the request path.
+
+        Returns:
+            Status, body and headers.
+        """
+        headers: list[tuple[bytes, bytes]] = []
+        out = orjson.dumps({"error": e.message, "code": e.code})
+        self._finish(e.status, out, headers, path)
+        return e.status, out, headers
+
+    def _score_path(
+        self, path: str, body: bytes, h: dict[bytes, bytes]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if len(body) > self.max_body:
+            raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body} bytes")
+        if path.endswith("/invocations"):
+            if path == "/invocations":
+                name = self.plane.table.default_model
+                if name is None:
+                    raise NotFound("no model is served, so /invocations has no default model")
+            else:
+                name = path[len("/models/") : -len("/invocations")]
+            return self._score(name, body, h, mlflow=True, version=None)
+        parts = path[len("/v2/models/") : -len("/infer")].rstrip("/").split("/")
+        if len(parts) == 1:
+            return self._score(parts[0], body, h, mlflow=False, version=None)
+        if len(parts) == 3 and parts[1] == "versions":
+            return self._score(parts[0], body, h, mlflow=False, version=parts[2])
+        raise NotFound(f"no such path {path}")
 
     async def _read_body(self, receive: Receive, content_length: int) -> bytes:
         if content_length > self.max_body:
@@ -207,24 +280,9 @@ class RouterApp:
         method = scope["method"]
         path: str = scope["path"]
         h: dict[bytes, bytes] = dict(scope["headers"])
-        if method == "POST":
-            if path == "/invocations" or (path.startswith("/models/") and path.endswith("/invocations")):
-                body = await self._read_body(receive, _int(h.get(b"content-length")))
-                if path == "/invocations":
-                    name = self.plane.table.default_model
-                    if name is None:
-                        raise NotFound("no model is served, so /invocations has no default model")
-                else:
-                    name = path[len("/models/") : -len("/invocations")]
-                return self._score(name, body, h, mlflow=True, version=None)
-            if path.startswith("/v2/models/") and path.endswith("/infer"):
-                body = await self._read_body(receive, _int(h.get(b"content-length")))
-                parts = path[len("/v2/models/") : -len("/infer")].rstrip("/").split("/")
-                if len(parts) == 1:
-                    return self._score(parts[0], body, h, mlflow=False, version=None)
-                if len(parts) == 3 and parts[1] == "versions":
-                    return self._score(parts[0], body, h, mlflow=False, version=parts[2])
-                raise NotFound(f"no such path {path}")
+        if method == "POST" and self.is_score_path(path):
+            body = await self._read_body(receive, _int(h.get(b"content-length")))
+            return self._score_path(path, body, h)
         if path.startswith("/admin/"):
             return await self._admin(method, path, scope, receive, h)
         if method != "GET" and method != "HEAD":
@@ -415,6 +473,12 @@ def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, 
 
 
 _GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}
+
+
+def _internal(e: Exception, method: Any, path: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    log.exception("unhandled error on %s %s", method, path, exc_info=e)
+    body = orjson.dumps({"error": f"internal error: {type(e).__name__}", "code": "internal"})
+    return 500, body, []
 
 
 def _ok(data: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
