@@ -21,7 +21,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROUTER_DIR, two_variants
-from router.events import FRAME, EventSink, _Child
+from router.events import FRAME, SEND_CHUNK, WRITE_SLICE, EventSink, ParquetBatchWriter, _Child
 from test_lifecycle import BODY, count_events
 
 
@@ -159,21 +159,21 @@ def test_the_memory_cap_holds_while_the_sender_is_blocked_on_a_stopped_writer(tm
     sinks.append(sink)
     (writer,) = _writer_pids(os.getpid())
     os.kill(writer, signal.SIGSTOP)  # a writer that takes nothing: the pipe fills
-    pad = "x" * 200  # 1,000 records are ~250 kB, far more than a pipe holds
-    for i in range(1000):
+    pad = "x" * 200  # a frame of SEND_CHUNK records is ~125 kB, more than a pipe holds
+    first = SEND_CHUNK  # exactly one frame: the sender takes all of it, then blocks on the full pipe
+    for i in range(first):
         sink.append(_rec(T0 + i, i, pad))
-    # once the sender thread has taken them, it is blocked writing them to the full pipe
-    _wait_for(lambda: not sink._buf, "the hand-off of the first 1,000")
-    assert sink.buffered == 1000 and sink.written == 0
-    for i in range(1000, 6000):
+    _wait_for(lambda: not sink._buf, "the hand-off of the first frame")
+    assert sink.buffered == first and sink.written == 0
+    for i in range(first, first + 5000):
         sink.append(_rec(T0 + i, i, pad))
     assert sink.dropped == 4000, "beyond 1,000 in the serving process, records are dropped and counted"
-    assert sink.buffered == 2000, "1,000 in the pipe or the writer, 1,000 in the serving process"
+    assert sink.buffered == first + 1000, "one frame in the pipe or the writer, 1,000 in the serving process"
     os.kill(writer, signal.SIGCONT)
     sink.close()
-    assert sink.written == 2000 and sink.dropped == 4000 and sink.buffered == 0
+    assert sink.written == first + 1000 and sink.dropped == 4000 and sink.buffered == 0
     ids = _ids_on_disk(root)
-    assert sorted(ids) == sorted(f"r{i}{pad}" for i in range(2000)), "the oldest 2,000 are written"
+    assert sorted(ids) == sorted(f"r{i}{pad}" for i in range(first + 1000)), "the oldest are written"
 
 
 def test_records_in_files_a_killed_writer_wrote_but_never_reported_count_as_written(tmp_path, sinks):
@@ -294,3 +294,16 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_file_is_written_in_row_groups_with_a_pause_after_each_step(tmp_path):
+    pauses = []
+    w = ParquetBatchWriter(str(tmp_path), max_buffer=10**6, pause=lambda: pauses.append(1))
+    n = 2 * WRITE_SLICE + 7
+    w.rows.extend(_rec(T0 + i, i) for i in range(n))
+    assert w.flush() == n
+    (f,) = list(tmp_path.rglob("part-*.parquet"))
+    meta = pq.ParquetFile(f).metadata
+    assert meta.num_rows == n and meta.num_row_groups == 3
+    assert len(pauses) == 6, "one pause after each conversion step and each row group"
+    assert pq.read_table(f).column("request_id").to_pylist() == [f"r{i}" for i in range(n)]

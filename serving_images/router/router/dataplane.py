@@ -146,6 +146,7 @@ class DataPlane:
                 settings.events_flush_rows,
                 settings.events_flush_seconds,
                 settings.events_max_buffer,
+                writer_nice=settings.events_writer_nice,
             )
         self.shadow_skipped = 0
         self.shadow_failed = 0

@@ -62,8 +62,16 @@ Record = tuple[
 SEND_TICK = 0.1
 """Seconds between hand-offs from the serving process to the writer process."""
 
-SEND_CHUNK = 4096
-"""Records encoded per frame (bounds how long one orjson call holds the GIL)."""
+SEND_CHUNK = 512
+"""Records encoded per frame: bounds how long one orjson call holds the GIL here (about 0.1 ms) and
+how long the writer process decodes before it pauses (about 1 ms)."""
+
+WAKE_ROWS = 4096
+"""The sender thread wakes early when this many records wait (or ``flush_rows``, if smaller)."""
+
+WRITE_SLICE = 2048
+"""Records converted to Arrow and written as one Parquet row group in one step of a file write (each
+about 1 ms), with a pause after each step."""
 
 HOUR_US = 3_600_000_000
 """Microseconds in an hour: ``ts // HOUR_US`` is a record's UTC hour partition."""
@@ -115,10 +123,17 @@ class ParquetBatchWriter:
             from it.
     """
 
-    def __init__(self, root: str, max_buffer: int, on_progress: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        max_buffer: int,
+        on_progress: Callable[[], None] | None = None,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
         self.root = root.rstrip("/")
         self.max_buffer = max_buffer
         self.on_progress = on_progress
+        self.pause = pause
         self.rows: list[Sequence[Any]] = []
         self.written = 0
         self.dropped = 0
@@ -184,16 +199,21 @@ class ParquetBatchWriter:
         import pyarrow as pa
 
         sch = schema()
-        cols = list(zip(*recs, strict=True))
-        arrays = [pa.array(c, type=f.type) for c, f in zip(cols, sch, strict=True)]
-        table = pa.Table.from_arrays(arrays, schema=sch)
+        pause = self.pause
+        batches = []
+        for i in range(0, len(recs), WRITE_SLICE):  # about 1 ms a step, then a pause
+            cols = list(zip(*recs[i : i + WRITE_SLICE], strict=True))
+            arrays = [pa.array(c, type=f.type) for c, f in zip(cols, sch, strict=True)]
+            batches.append(pa.RecordBatch.from_arrays(arrays, schema=sch))
+            if pause is not None:
+                pause()
         d = datetime.fromtimestamp(hour * 3600, tz=UTC)
         self._seq += 1
         partition = f"date={d:%Y-%m-%d}/hour={d:%H}"
         name = f"part-{os.getpid()}-{self._seq:06d}-{secrets.token_hex(4)}.parquet"
         self.pending = (self._path(partition, name), len(recs))
         self._progress()
-        self._write_table(table, partition, name)
+        self._write_table(batches, partition, name)
 
     def _is_url(self) -> bool:
         return "://" in self.root and not self.root.startswith("file://")
@@ -227,22 +247,31 @@ class ParquetBatchWriter:
             log.warning("cannot check whether %s exists: %s", path, e)
             return False
 
-    def _write_table(self, table: Any, partition: str, name: str) -> None:
-        import pyarrow.parquet as pq
-
+    def _write_table(self, batches: list[Any], partition: str, name: str) -> None:
         if self._is_url():
             import fsspec
 
             fs, base = fsspec.core.url_to_fs(self.root)
             fs.makedirs(f"{base}/{partition}", exist_ok=True)
             with fs.open(f"{base}/{partition}/{name}", "wb") as f:
-                pq.write_table(table, f)
+                self._write_parquet(batches, f)
             return
         directory = os.path.join(self.root.removeprefix("file://"), partition)
         os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, f".{name}.tmp")
-        pq.write_table(table, tmp)
+        self._write_parquet(batches, tmp)
         os.replace(tmp, os.path.join(directory, name))
+
+    def _write_parquet(self, batches: list[Any], where: Any) -> None:
+        """Write ``batches`` as one Parquet file, one row group each, pausing between them."""
+        import pyarrow.parquet as pq
+
+        pause = self.pause
+        with pq.ParquetWriter(where, schema()) as w:
+            for b in batches:
+                w.write_batch(b)
+                if pause is not None:
+                    pause()
 
     def report(self) -> bytes:
         """Return the counts as one JSON line (what the writer process tells the serving process)."""
@@ -305,13 +334,16 @@ class EventSink:
             it is full, for example while the sender thread is blocked on a full pipe.
     """
 
-    def __init__(self, root: str, flush_rows: int, flush_seconds: float, max_buffer: int) -> None:
+    def __init__(
+        self, root: str, flush_rows: int, flush_seconds: float, max_buffer: int, writer_nice: int = 10
+    ) -> None:
         self.root = root.rstrip("/")
+        self.writer_nice = writer_nice
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_buffer = max_buffer
         self._buf: list[Record] = []
-        self._wake_at = min(flush_rows, SEND_CHUNK)
+        self._wake_at = min(flush_rows, WAKE_ROWS)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
@@ -457,6 +489,7 @@ class EventSink:
                 "flush_rows": self.flush_rows,
                 "flush_seconds": self.flush_seconds,
                 "max_buffer": self.max_buffer,
+                "nice": self.writer_nice,
             }
         ).decode()
         proc = subprocess.Popen(

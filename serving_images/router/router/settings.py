@@ -67,6 +67,12 @@ class RouterSettings(BaseSettings):
     events_max_buffer: int = Field(default=1_000_000, ge=1)
     """Records kept in memory while the sink fails; beyond this they are dropped and counted."""
 
+    events_writer_nice: int = Field(default=10, ge=0, le=19)
+    """Nice value of the event writer process (it only lowers its priority). At 10 it keeps up with a
+    serving process that keeps the CPU busy; at 19 it mostly runs while the serving process waits, and
+    under sustained saturation falls behind, holds up to ``events_max_buffer`` records and counts the
+    rest as dropped."""
+
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""
 
