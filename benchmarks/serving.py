@@ -13,7 +13,8 @@ the router's event writer process and mlflow's uvicorn, inherit it) and ``wrk`` 
 generator and server do not preempt each other or migrate across each other's CPU. Applied the same way
 to every server; ``--no-pin`` (or fewer than 2 CPUs, with a printed note) runs everything unpinned.
 
-Usage: ``.venv/bin/python benchmarks/serving.py [--rounds 3] [--duration 8] [--connections 16] [--no-pin]``
+Usage: ``.venv/bin/python benchmarks/serving.py [--rounds 3] [--duration 8] [--connections 16] [--no-pin]
+[--skip-mlflow] [--router-env ROUTER_EVENTS_ENABLED=false ...]``
 """
 
 from __future__ import annotations
@@ -195,13 +196,16 @@ def wrk(
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
+    pct = {float(p): float(v) for p, v in re.findall(r"^PCT ([\d.]+) ([\d.]+)$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": rps,
         "p50": ms("50%"),
+        "p95": pct.get(95.0, float("nan")),
         "p99": ms("99%"),
+        "p999": pct.get(99.9, float("nan")),
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
@@ -260,6 +264,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds over all servers; medians are reported")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument(
+        "--router-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the router runs, e.g. ROUTER_EVENTS_ENABLED=false (repeatable)",
+    )
+    ap.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -284,6 +295,11 @@ def main() -> int:
           counter = counter + 1
           wrk.headers["X-Unit-Id"] = "unit-" .. (counter % 10000)
           return wrk.format(nil)
+        end
+        done = function(summary, latency, requests)
+          for _, p in ipairs({{95, 99.9}}) do
+            io.write(string.format("PCT %s %.3f\\n", p, latency:percentile(p) / 1000))
+          end
         end
     """)
     )
@@ -339,6 +355,7 @@ def main() -> int:
             {"BENCH_MODEL": str(model)},
         )
     )
+    router_env = dict(kv.split("=", 1) for kv in args.router_env)
     for label, shadow in (("router", None), ("router + 10% shadow", 10)):
         routes = tmp / f"routes-{shadow}.yaml"
         doc = (
@@ -365,7 +382,7 @@ def main() -> int:
                 "/v2/health/ready",
                 "/invocations",
                 REPO / "serving_images" / "router",
-                {},
+                router_env,
             )
         )
 
@@ -393,7 +410,8 @@ def main() -> int:
             stop(proc)
         results.setdefault(label, []).append(r)
         print(
-            f"  {label:<22} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>7.2f} ms"
+            f"  {label:<22} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p95 {r['p95']:>6.2f} ms"
+            f"  p99 {r['p99']:>7.2f} ms  p99.9 {r['p999']:>7.2f} ms"
             f"  cpu {r['cpu_us']:>5.0f} us/req  non-2xx {r['non2xx']:.0f}  (load {load:.2f})",
             flush=True,
         )
@@ -405,6 +423,7 @@ def main() -> int:
         flush=True,
     )
     print(pin_note, flush=True)
+    print(f"router environment: {router_env or 'defaults'}", flush=True)
     for i in range(args.rounds):
         print(f"round {i + 1}", flush=True)
         for server in servers:
@@ -417,7 +436,8 @@ def main() -> int:
     for label in results:
         print(
             f"  {label:<22} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
-            f"  p99 {med(label, 'p99'):>7.2f} ms  cpu {med(label, 'cpu_us'):>5.0f} us/req"
+            f"  p95 {med(label, 'p95'):>6.2f} ms  p99 {med(label, 'p99'):>7.2f} ms"
+            f"  p99.9 {med(label, 'p999'):>7.2f} ms  cpu {med(label, 'cpu_us'):>5.0f} us/req"
         )
     rt = med("router", "rps")
     print()
