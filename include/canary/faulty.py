@@ -160,7 +160,9 @@ def _call_ms(model: onnx.ModelProto, n_features: int) -> float:
         t = time.perf_counter()
         sess.run(None, {model.graph.input[0].name: x})
         times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1000.0
+    # the fastest call: on a shared machine noise only ever adds time, and a median taken in a slow
+    # moment made the calibrated copy 2.4x too fast (1.7 ms for a 4 ms target)
+    return float(np.min(times)) * 1000.0
 
 
 def make_slow_copy(
@@ -187,7 +189,7 @@ def make_slow_copy(
     model = onnx.load(str(src))
     n_features = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     base = _call_ms(model, n_features)
-    probe_layers = 20
+    probe_layers = 200  # about 2 ms: long enough that timer and call overhead do not skew the per-layer cost
     probe = _call_ms(_add_burn(model, probe_layers, width, seed), n_features)
     per_layer = max((probe - base) / probe_layers, 1e-4)
     layers = int(min(4000, max(1, round(target_ms / per_layer))))
