@@ -73,6 +73,9 @@ WRITE_SLICE = 2048
 """Records converted to Arrow and written as one Parquet row group in one step of a file write (each
 about 1 ms), with a pause after each step."""
 
+WRITER_NICE = 10
+"""Default nice value of the writer process (``ROUTER_EVENTS_WRITER_NICE``)."""
+
 HOUR_US = 3_600_000_000
 """Microseconds in an hour: ``ts // HOUR_US`` is a record's UTC hour partition."""
 
@@ -335,7 +338,12 @@ class EventSink:
     """
 
     def __init__(
-        self, root: str, flush_rows: int, flush_seconds: float, max_buffer: int, writer_nice: int = 10
+        self,
+        root: str,
+        flush_rows: int,
+        flush_seconds: float,
+        max_buffer: int,
+        writer_nice: int = WRITER_NICE,
     ) -> None:
         self.root = root.rstrip("/")
         self.writer_nice = writer_nice

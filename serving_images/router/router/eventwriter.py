@@ -21,7 +21,7 @@ from typing import IO
 
 import orjson
 
-from router.events import FRAME, ParquetBatchWriter
+from router.events import FRAME, WRITER_NICE, ParquetBatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
     cfg = orjson.loads(sys.argv[1])
-    _lower_priority(int(cfg.get("nice", 10)))
+    _lower_priority(int(cfg.get("nice", WRITER_NICE)))
     return serve(cfg, sys.stdin.fileno(), sys.stdout.buffer)
 
 

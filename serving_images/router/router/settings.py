@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from router.events import WRITER_NICE
+
 
 class ApiKey(BaseSettings):
     """One API key: a name (recorded as the actor of changes), a secret token, and its roles."""
@@ -67,7 +69,7 @@ class RouterSettings(BaseSettings):
     events_max_buffer: int = Field(default=1_000_000, ge=1)
     """Records kept in memory while the sink fails; beyond this they are dropped and counted."""
 
-    events_writer_nice: int = Field(default=10, ge=0, le=19)
+    events_writer_nice: int = Field(default=WRITER_NICE, ge=0, le=19)
     """Nice value of the event writer process (it only lowers its priority). At 10 it keeps up with a
     serving process that keeps the CPU busy; at 19 it mostly runs while the serving process waits, and
     under sustained saturation falls behind, holds up to ``events_max_buffer`` records and counts the
