@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test lint bench bench-serving bench-dags bench-batch bench-abtest clean
+.PHONY: venv lock up down demo test lint bench bench-serving bench-tail bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,9 @@ bench-dags: venv
 
 bench-serving: venv
 	$(PY) benchmarks/serving.py
+
+bench-tail: venv
+	$(PY) benchmarks/tail.py
 
 bench-batch: venv
 	$(PY) benchmarks/batch.py

@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = 9
-TRIVIAL = '''
+TRIVIAL = """
 import pendulum
 from airflow.sdk import dag, task
 
@@ -27,7 +27,7 @@ def trivial():
     one()
 
 trivial()
-'''
+"""
 PROBE = r"""
 import sys, time, importlib.util
 sys.path.insert(0, %(repo)r)
@@ -41,8 +41,13 @@ print(time.perf_counter() - t)
 
 
 def parse_once(path: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", PROBE % {"repo": str(REPO)}, str(path)],
-                         capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE % {"repo": str(REPO)}, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -5,7 +5,10 @@ with ``wrk`` (Debian package) and a Lua script that POSTs the same single-row ``
 and prints requests/s, p50, p99 and the CPU the server's process group spent per request. It does
 this for several rounds, interleaving the servers, and prints the medians and the ratios the router
 issue asks for (a shared machine's load moves single runs a lot). The router runs with routing (two
-variants, sticky unit ids), metrics and events on; a second router run adds a 10 % shadow.
+variants, sticky unit ids), metrics and events on; a second router run adds a 10 % shadow. The shadow
+cost is the median of each round's pair (the two router runs are adjacent and swap places every other
+round), so that the machine's drift between rounds does not enter it. ``benchmarks/tail.py`` shows
+where the p99 of the minimal app comes from on this machine.
 
 CPU pinning (``--pin``, the default when this process may run on at least 2 CPUs): the CPUs this
 process may use are split in two; every server is started on the first set (its children, such as
@@ -256,6 +259,41 @@ def group_affinity(pgid: int) -> str:
     return f"{' | '.join(sorted(sets))} ({procs} processes, {threads} threads)"
 
 
+def summarize(results: dict[str, list[dict[str, float]]], connections: int) -> None:
+    """Print the medians over rounds and the ratios the router issue asks for."""
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[label])
+
+    print("\nmedians over rounds:")
+    for label in results:
+        print(
+            f"  {label:<22} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
+            f"  p95 {med(label, 'p95'):>6.2f} ms  p99 {med(label, 'p99'):>7.2f} ms"
+            f"  p99.9 {med(label, 'p999'):>7.2f} ms  cpu {med(label, 'cpu_us'):>5.0f} us/req"
+        )
+
+    def paired(a: str, b: str, key: str) -> float:
+        """Median over rounds of ``a``'s ``key`` over ``b``'s in the same round."""
+        return statistics.median(x[key] / y[key] for x, y in zip(results[a], results[b], strict=True))
+
+    rt = med("router", "rps")
+    print()
+    if "mlflow models serve" in results:
+        print(f"router / mlflow models serve   = {rt / med('mlflow models serve', 'rps'):.1f}x  (bar >= 8x)")
+    print(f"router / minimal ASGI app      = {rt / med('minimal ASGI app', 'rps'):.2f}x (bar >= 0.6x)")
+    print(
+        f"router p99 at {connections} connections  = {med('router', 'p99'):.2f} ms (bar <= 5 ms; "
+        f"minimal ASGI app in the same rounds: {med('minimal ASGI app', 'p99'):.2f} ms, "
+        f"router / minimal per round: {paired('router', 'minimal ASGI app', 'p99'):.2f}x)"
+    )
+    cost = 1 - paired("router + 10% shadow", "router", "rps")
+    print(
+        f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%; median of the rounds' pairs, "
+        f"from medians: {(1 - med('router + 10% shadow', 'rps') / rt) * 100:.1f}%)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=8, help="seconds of each measured wrk run")
@@ -426,27 +464,13 @@ def main() -> int:
     print(f"router environment: {router_env or 'defaults'}", flush=True)
     for i in range(args.rounds):
         print(f"round {i + 1}", flush=True)
-        for server in servers:
+        order = list(servers)
+        if i % 2:  # the two router runs swap places every other round: drift over a round hits both alike
+            order[-2:] = order[-1:-3:-1]
+        for server in order:
             run(*server)
 
-    def med(label: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[label])
-
-    print("\nmedians over rounds:")
-    for label in results:
-        print(
-            f"  {label:<22} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
-            f"  p95 {med(label, 'p95'):>6.2f} ms  p99 {med(label, 'p99'):>7.2f} ms"
-            f"  p99.9 {med(label, 'p999'):>7.2f} ms  cpu {med(label, 'cpu_us'):>5.0f} us/req"
-        )
-    rt = med("router", "rps")
-    print()
-    if "mlflow models serve" in results:
-        print(f"router / mlflow models serve   = {rt / med('mlflow models serve', 'rps'):.1f}x  (bar >= 8x)")
-    print(f"router / minimal ASGI app      = {rt / med('minimal ASGI app', 'rps'):.2f}x (bar >= 0.6x)")
-    print(f"router p99 at {args.connections} connections  = {med('router', 'p99'):.2f} ms (bar <= 5 ms)")
-    cost = 1 - med("router + 10% shadow", "rps") / rt
-    print(f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%)")
+    summarize(results, args.connections)
     print(
         f"({pin_note}; load average after: {os.getloadavg()[0]:.2f}; cpu us/req = CPU of the server's process group "
         f"per answered request; files in {tmp})"
