@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test lint bench bench-serving bench-tail bench-dags bench-batch bench-abtest clean
+.PHONY: venv lock up down demo test lint bench bench-serving bench-tail bench-instructions bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,9 @@ bench-serving: venv
 
 bench-tail: venv
 	$(PY) benchmarks/tail.py
+
+bench-instructions: venv
+	$(PY) benchmarks/instructions.py
 
 bench-batch: venv
 	$(PY) benchmarks/batch.py
