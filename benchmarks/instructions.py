@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import BIN, MINIMAL_APP, REPO, demo_model, free_port, start, stop, wait
+from serving import BIN, MINIMAL_APP, REPO, demo_model, free_port, post_lua, routes_file, start, stop, wait
 
 
 def requests_of(wrk_out: str) -> int:
@@ -108,13 +108,7 @@ def main() -> int:
             return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
     model = demo_model(tmp / "model.onnx")
-    row = ", ".join(f"{(i % 7) / 7 - 0.4:.4f}" for i in range(30))
-    (tmp / "post.lua").write_text(
-        f'wrk.method = "POST"\nwrk.body = \'{{"inputs": [[{row}]]}}\'\n'
-        'wrk.headers["Content-Type"] = "application/json"\ncounter = 0\n'
-        "request = function()\n  counter = counter + 1\n"
-        '  wrk.headers["X-Unit-Id"] = "unit-" .. (counter % 10000)\n  return wrk.format(nil)\nend\n'
-    )
+    post_lua(tmp / "post.lua")
     (tmp / "minimal_app.py").write_text(MINIMAL_APP)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     servers = [
@@ -132,15 +126,7 @@ def main() -> int:
         )
     ]
     for label, shadow in (("router", None), ("router + 10% shadow", 10)):
-        routes = tmp / f"routes-{shadow}.yaml"
-        doc = (
-            f"models:\n  demo:\n    salt: bench\n    variants:\n"
-            f"      - {{name: champion, uri: {model}, weight_bp: 9000}}\n"
-            f"      - {{name: canary, uri: {model}, weight_bp: 1000}}\n"
-        )
-        if shadow:
-            doc += f"    shadow: {{variant: shadow, uri: {model}, percent: {shadow}}}\n"
-        routes.write_text(doc)
+        routes = routes_file(tmp / f"routes-{shadow}.yaml", model, shadow)
         servers.append(
             (
                 label,

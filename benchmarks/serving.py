@@ -110,6 +110,45 @@ def demo_model(path: Path) -> Path:
     return path
 
 
+def post_lua(path: Path) -> Path:
+    """Write the wrk script every serving benchmark uses: the same single-row ``/invocations`` body,
+    an ``X-Unit-Id`` cycling over 10,000 units, and p95 / p99.9 printed at the end."""
+    row = ", ".join(f"{(i % 7) / 7 - 0.4:.4f}" for i in range(30))
+    path.write_text(
+        textwrap.dedent(f"""
+        wrk.method = "POST"
+        wrk.body = '{{"inputs": [[{row}]]}}'
+        wrk.headers["Content-Type"] = "application/json"
+        counter = 0
+        request = function()
+          counter = counter + 1
+          wrk.headers["X-Unit-Id"] = "unit-" .. (counter % 10000)
+          return wrk.format(nil)
+        end
+        done = function(summary, latency, requests)
+          for _, p in ipairs({{95, 99.9}}) do
+            io.write(string.format("PCT %s %.3f\\n", p, latency:percentile(p) / 1000))
+          end
+        end
+    """)
+    )
+    return path
+
+
+def routes_file(path: Path, model: Path, shadow: int | None) -> Path:
+    """Write the benchmark's routes: two variants of ``model`` (90/10, sticky), and a shadow at
+    ``shadow`` percent when given."""
+    doc = (
+        f"models:\n  demo:\n    salt: bench\n    variants:\n"
+        f"      - {{name: champion, uri: {model}, weight_bp: 9000}}\n"
+        f"      - {{name: canary, uri: {model}, weight_bp: 1000}}\n"
+    )
+    if shadow:
+        doc += f"    shadow: {{variant: shadow, uri: {model}, percent: {shadow}}}\n"
+    path.write_text(doc)
+    return path
+
+
 def free_port() -> int:
     import socket
 
@@ -321,26 +360,7 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     model = demo_model(tmp / "model.onnx")
-    row = ", ".join(f"{(i % 7) / 7 - 0.4:.4f}" for i in range(30))
-    lua = tmp / "post.lua"
-    lua.write_text(
-        textwrap.dedent(f"""
-        wrk.method = "POST"
-        wrk.body = '{{"inputs": [[{row}]]}}'
-        wrk.headers["Content-Type"] = "application/json"
-        counter = 0
-        request = function()
-          counter = counter + 1
-          wrk.headers["X-Unit-Id"] = "unit-" .. (counter % 10000)
-          return wrk.format(nil)
-        end
-        done = function(summary, latency, requests)
-          for _, p in ipairs({{95, 99.9}}) do
-            io.write(string.format("PCT %s %.3f\\n", p, latency:percentile(p) / 1000))
-          end
-        end
-    """)
-    )
+    lua = post_lua(tmp / "post.lua")
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     results: dict[str, list[dict[str, float]]] = {}
@@ -395,15 +415,7 @@ def main() -> int:
     )
     router_env = dict(kv.split("=", 1) for kv in args.router_env)
     for label, shadow in (("router", None), ("router + 10% shadow", 10)):
-        routes = tmp / f"routes-{shadow}.yaml"
-        doc = (
-            f"models:\n  demo:\n    salt: bench\n    variants:\n"
-            f"      - {{name: champion, uri: {model}, weight_bp: 9000}}\n"
-            f"      - {{name: canary, uri: {model}, weight_bp: 1000}}\n"
-        )
-        if shadow:
-            doc += f"    shadow: {{variant: shadow, uri: {model}, percent: {shadow}}}\n"
-        routes.write_text(doc)
+        routes = routes_file(tmp / f"routes-{shadow}.yaml", model, shadow)
         servers.append(
             (
                 label,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import BIN, demo_model, free_port, split_cpus, start, stop, wait, wrk
+from serving import BIN, demo_model, free_port, post_lua, split_cpus, start, stop, wait, wrk
 
 APP = """
 import os, time, numpy as np, onnxruntime as ort, orjson
@@ -108,12 +108,7 @@ def main() -> int:
     server_cpus, wrk_cpus, pin_note = split_cpus(None)
     tmp = Path(tempfile.mkdtemp(prefix="bench-tail-"))
     model = demo_model(tmp / "model.onnx")
-    row = ", ".join(f"{(i % 7) / 7 - 0.4:.4f}" for i in range(30))
-    lua = tmp / "post.lua"
-    lua.write_text(
-        f'wrk.method = "POST"\nwrk.body = \'{{"inputs": [[{row}]]}}\'\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
+    lua = post_lua(tmp / "post.lua")
     (tmp / "tail_app.py").write_text(APP)
     dump = tmp / "times.npy"
     port = free_port()
