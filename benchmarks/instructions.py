@@ -2,11 +2,13 @@
 
 Wall-time throughput on this machine moves by up to 2x between runs a minute apart (see
 ``benchmarks/tail.py``), which hides a 10 % difference such as the cost of a 10 % shadow. Instruction
-counts do not move with the machine. Each server runs alone under ``valgrind --tool=callgrind``, gets
-a warm-up of ``wrk``, has its counters zeroed, takes ``--duration`` seconds of load (``wrk -c4``), is
-given a few seconds to drain (shadow queue, hand-off of events) and is dumped. The count is every
-instruction of every thread of the serving process (the shadow thread and the event sender thread
-included) divided by the requests answered.
+counts do not move with the machine. Each server runs alone under ``valgrind --tool=callgrind`` and
+gets a warm-up of ``wrk``. Its counters are zeroed, it sits idle for ``--duration`` seconds and is
+dumped: that is its idle rate (timers, the event sender's ticks). Then it takes ``--duration`` seconds
+of load (``wrk -c4``), is given a few seconds to drain (shadow queue, hand-off of events) and is dumped
+again. The count is every instruction of every thread of the serving process (the shadow thread and
+the event sender thread included) under load, less the idle rate over the same time, divided by the
+requests answered: the cost of a request, whatever the requests per second under callgrind.
 
 Not counted: the router's event writer process. Under callgrind the router answers about 200 requests
 a second, so the writer's fixed cost per Parquet file would be spread over a few hundred records
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,19 +72,33 @@ def measure(
     path: str,
     tmp: Path,
     args: argparse.Namespace,
-) -> tuple[int, int]:
-    """Run one server under callgrind; return (instructions, requests)."""
+) -> tuple[float, int, float]:
+    """Run one server under callgrind.
+
+    Returns:
+        Instructions under load less the idle rate over the same time, requests answered, and the idle
+        rate (instructions a second).
+    """
     port = free_port()
     prefix = tmp / f"cg-{label.replace(' ', '_').replace('%', '')}"
     vg = ["valgrind", "--tool=callgrind", "--trace-children=no", f"--callgrind-out-file={prefix}.%p"]
     proc = start([*vg, *(c.replace("{port}", str(port)) for c in cmd)], env, cwd, tmp / f"{label}.log")
     lua = tmp / "post.lua"
-    try:
-        wait(f"http://127.0.0.1:{port}{health}", proc, timeout=900)
-        url = f"http://127.0.0.1:{port}{path}"
-        subprocess.run(["wrk", "-t1", "-c4", "-d5s", "-s", str(lua), url], capture_output=True, check=True)
-        time.sleep(2)
+
+    def counted(action: Callable[[], None]) -> tuple[int, float]:
+        """Instructions and seconds from zeroing the counters, through ``action``, to the dump."""
         subprocess.run(["callgrind_control", "-z"], capture_output=True, check=True)
+        t0 = time.monotonic()
+        action()
+        before = set(glob.glob(f"{prefix}*"))
+        elapsed = time.monotonic() - t0
+        subprocess.run(["callgrind_control", "-d"], capture_output=True, check=True)
+        return dumped_instructions(prefix, before), elapsed
+
+    n = 0
+
+    def load() -> None:
+        nonlocal n
         out = subprocess.run(
             ["wrk", "-t1", "-c4", f"-d{args.duration}s", "-s", str(lua), url],
             capture_output=True,
@@ -90,12 +107,18 @@ def measure(
         ).stdout
         n = requests_of(out)
         time.sleep(2)  # shadow queue drained, events handed to the writer
-        before = set(glob.glob(f"{prefix}*"))
-        subprocess.run(["callgrind_control", "-d"], capture_output=True, check=True)
-        total = dumped_instructions(prefix, before)
+
+    try:
+        wait(f"http://127.0.0.1:{port}{health}", proc, timeout=900)
+        url = f"http://127.0.0.1:{port}{path}"
+        subprocess.run(["wrk", "-t1", "-c4", "-d5s", "-s", str(lua), url], capture_output=True, check=True)
+        time.sleep(2)
+        idle, idle_s = counted(lambda: time.sleep(args.duration))
+        loaded, loaded_s = counted(load)
     finally:
         stop(proc)
-    return total, n
+    rate = idle / idle_s
+    return loaded - rate * loaded_s, n, rate
 
 
 def main() -> int:
@@ -149,11 +172,11 @@ def main() -> int:
     print(f"callgrind, wrk -t1 -c4 -d{args.duration}s after a 5 s warm-up, one server at a time", flush=True)
     per: dict[str, float] = {}
     for label, cmd, senv, cwd, health, path in servers:
-        total, n = measure(label, cmd, senv, cwd, health, path, tmp, args)
+        total, n, idle = measure(label, cmd, senv, cwd, health, path, tmp, args)
         per[label] = total / n
         print(
             f"  {label:<22} {total / n / 1000:>7.0f}k instructions / request"
-            f"  ({total / 1e9:.2f}G over {n} requests)",
+            f"  ({total / 1e9:.2f}G over {n} requests; idle: {idle / 1e6:.1f}M a second, subtracted)",
             flush=True,
         )
     print()
