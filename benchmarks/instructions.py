@@ -35,8 +35,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import BIN, MINIMAL_APP, REPO, demo_model, free_port, post_lua, routes_file, start, stop, wait
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository root
+from benchmarks.serving import (
+    BIN,
+    MINIMAL_APP,
+    REPO,
+    demo_model,
+    free_port,
+    post_lua,
+    routes_file,
+    start,
+    stop,
+    wait,
+)
 
 
 def requests_of(wrk_out: str) -> int:

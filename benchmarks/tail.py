@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import BIN, demo_model, free_port, post_lua, split_cpus, start, stop, wait, wrk
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository root
+from benchmarks.serving import BIN, demo_model, free_port, post_lua, split_cpus, start, stop, wait, wrk
 
 APP = """
 import os, time, numpy as np, onnxruntime as ort, orjson

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import instructions
-import tail
+from benchmarks import instructions, tail
 
 
 def _requests(slow: range, n: int = 1000) -> np.ndarray:
