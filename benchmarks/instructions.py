@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository root
@@ -43,9 +42,11 @@ from benchmarks.serving import (
     demo_model,
     free_port,
     post_lua,
+    router_cmd,
     routes_file,
     start,
     stop,
+    uvicorn_cmd,
     wait,
 )
 
@@ -96,38 +97,38 @@ def measure(
     proc = start([*vg, *(c.replace("{port}", str(port)) for c in cmd)], env, cwd, tmp / f"{label}.log")
     lua = tmp / "post.lua"
 
-    def counted(action: Callable[[], None]) -> tuple[int, float]:
-        """Instructions and seconds from zeroing the counters, through ``action``, to the dump."""
-        subprocess.run(["callgrind_control", "-z"], capture_output=True, check=True)
-        t0 = time.monotonic()
-        action()
+    def dump() -> int:
+        """Dump the counters and return the instructions since they were last zeroed."""
         before = set(glob.glob(f"{prefix}*"))
-        elapsed = time.monotonic() - t0
         subprocess.run(["callgrind_control", "-d"], capture_output=True, check=True)
-        return dumped_instructions(prefix, before), elapsed
+        return dumped_instructions(prefix, before)
 
-    n = 0
-
-    def load() -> None:
-        nonlocal n
-        out = subprocess.run(
-            ["wrk", "-t1", "-c4", f"-d{args.duration}s", "-s", str(lua), url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        n = requests_of(out)
-        time.sleep(2)  # shadow queue drained, events handed to the writer
+    def zero() -> float:
+        subprocess.run(["callgrind_control", "-z"], capture_output=True, check=True)
+        return time.monotonic()
 
     try:
         wait(f"http://127.0.0.1:{port}{health}", proc, timeout=900)
         url = f"http://127.0.0.1:{port}{path}"
         subprocess.run(["wrk", "-t1", "-c4", "-d5s", "-s", str(lua), url], capture_output=True, check=True)
         time.sleep(2)
-        idle, idle_s = counted(lambda: time.sleep(args.duration))
-        loaded, loaded_s = counted(load)
+        t0 = zero()
+        time.sleep(args.duration)
+        idle_s = time.monotonic() - t0
+        idle = dump()
+        t0 = zero()
+        out = subprocess.run(
+            ["wrk", "-t1", "-c4", f"-d{args.duration}s", "-s", str(lua), url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        time.sleep(2)  # shadow queue drained, events handed to the writer
+        loaded_s = time.monotonic() - t0
+        loaded = dump()
     finally:
         stop(proc)
+    n = requests_of(out)
     rate = idle / idle_s
     return loaded - rate * loaded_s, n, rate
 
@@ -148,11 +149,7 @@ def main() -> int:
     servers = [
         (
             "minimal ASGI app",
-            [
-                str(BIN / "python"),
-                *("-m", "uvicorn", "minimal_app:app", "--port", "{port}", "--loop", "uvloop"),
-                *("--http", "httptools", "--log-level", "warning", "--no-access-log"),
-            ],
+            uvicorn_cmd("minimal_app:app"),
             {**env, "BENCH_MODEL": str(model)},
             tmp,
             "/",
@@ -164,16 +161,7 @@ def main() -> int:
         servers.append(
             (
                 label,
-                [
-                    str(BIN / "python"),
-                    *("-m", "router", "--routes", str(routes), "--port", "{port}", "--log-level", "warning"),
-                    *(
-                        "--state-dir",
-                        str(tmp / f"state-{shadow}"),
-                        "--events-root",
-                        str(tmp / f"events-{shadow}"),
-                    ),
-                ],
+                router_cmd(routes, tmp / f"state-{shadow}", tmp / f"events-{shadow}"),
                 env,
                 REPO / "serving_images" / "router",
                 "/v2/health/ready",

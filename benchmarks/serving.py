@@ -149,6 +149,25 @@ def routes_file(path: Path, model: Path, shadow: int | None) -> Path:
     return path
 
 
+def uvicorn_cmd(app: str) -> list[str]:
+    """The command line of a minimal app (``module:attribute``) under uvicorn, as every benchmark starts
+    it: uvloop, httptools, no access log; ``{port}`` is filled in at start."""
+    return [
+        str(BIN / "python"),
+        *("-m", "uvicorn", app, "--port", "{port}", "--loop", "uvloop"),
+        *("--http", "httptools", "--log-level", "warning", "--no-access-log"),
+    ]
+
+
+def router_cmd(routes: Path, state: Path, events: Path) -> list[str]:
+    """The router's command line (run from ``serving_images/router``); ``{port}`` is filled in at start."""
+    return [
+        str(BIN / "python"),
+        *("-m", "router", "--routes", str(routes), "--port", "{port}", "--log-level", "warning"),
+        *("--state-dir", str(state), "--events-root", str(events)),
+    ]
+
+
 def free_port() -> int:
     import socket
 
@@ -402,11 +421,7 @@ def main() -> int:
     servers.append(
         (
             "minimal ASGI app",
-            [
-                str(BIN / "python"),
-                *("-m", "uvicorn", "minimal_app:app", "--port", "{port}", "--loop", "uvloop"),
-                *("--http", "httptools", "--log-level", "warning", "--no-access-log"),
-            ],
+            uvicorn_cmd("minimal_app:app"),
             "/",
             "/",
             tmp,
@@ -419,16 +434,7 @@ def main() -> int:
         servers.append(
             (
                 label,
-                [
-                    str(BIN / "python"),
-                    *("-m", "router", "--routes", str(routes), "--port", "{port}", "--log-level", "warning"),
-                    *(
-                        "--state-dir",
-                        str(tmp / f"state-{shadow}"),
-                        "--events-root",
-                        str(tmp / f"events-{shadow}"),
-                    ),
-                ],
+                router_cmd(routes, tmp / f"state-{shadow}", tmp / f"events-{shadow}"),
                 "/v2/health/ready",
                 "/invocations",
                 REPO / "serving_images" / "router",

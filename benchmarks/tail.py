@@ -30,7 +30,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository root
-from benchmarks.serving import BIN, demo_model, free_port, post_lua, split_cpus, start, stop, wait, wrk
+from benchmarks.serving import (
+    demo_model,
+    free_port,
+    post_lua,
+    split_cpus,
+    start,
+    stop,
+    uvicorn_cmd,
+    wait,
+    wrk,
+)
 
 APP = """
 import os, time, numpy as np, onnxruntime as ort, orjson
@@ -113,8 +123,7 @@ def main() -> int:
     dump = tmp / "times.npy"
     port = free_port()
     env = {**os.environ, "BENCH_MODEL": str(model), "BENCH_DUMP": str(dump)}
-    cmd = [str(BIN / "python"), "-m", "uvicorn", "tail_app:app", "--port", str(port), "--loop", "uvloop"]
-    cmd += ["--http", "httptools", "--log-level", "warning", "--no-access-log"]
+    cmd = [c.replace("{port}", str(port)) for c in uvicorn_cmd("tail_app:app")]
     proc = start(cmd, env, tmp, tmp / "app.log", server_cpus)
     base = f"http://127.0.0.1:{port}"
     print(f"minimal ASGI app, timed inside; wrk -t1 -c{args.connections} -d{args.duration}s; {pin_note}")
