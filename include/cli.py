@@ -20,6 +20,24 @@ import httpx
 
 TERMINAL = {"success", "failed"}
 
+PARKED = {"awaiting_input", "deferred"}
+"""Task states in which an answer to a human-in-the-loop request resumes the task. The request is
+written while the task still runs, a moment before it parks; Airflow records an answer given in that
+moment but resumes nothing (its PATCH handler resumes parked tasks only), and the task then waits for
+an answer it already has until the approval times out. So answers wait until the task has parked."""
+
+
+def answerable(detail: dict[str, Any]) -> bool:
+    """Whether a human-in-the-loop request (an item of ``hitlDetails``) is unanswered and its task parked.
+
+    Args:
+        detail: one request as the REST API returns it.
+
+    Returns:
+        True when answering it now resumes its task.
+    """
+    return not detail.get("response_received") and detail.get("task_instance", {}).get("state") in PARKED
+
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -94,9 +112,10 @@ class AirflowClient:
         raise CliError(f"no finished run of {dag_id} created after {since.isoformat()} within {timeout:.0f}s")
 
     def pending_approvals(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
-        """Return the human-in-the-loop requests of ``dag_id`` (one run, or all with ``~``) still unanswered."""
+        """Return the human-in-the-loop requests of ``dag_id`` (one run, or all with ``~``) still unanswered
+        whose task waits for the answer (see ``answerable``)."""
         details = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails")["hitl_details"]
-        return [d for d in details if not d.get("response_received")]
+        return [d for d in details if answerable(d)]
 
     def answer(self, detail: dict[str, Any], option: str, reason: str | None = None) -> dict[str, Any]:
         """Answer one human-in-the-loop request (as returned by :meth:`pending_approvals`).

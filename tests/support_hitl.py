@@ -23,6 +23,8 @@ import httpx
 from support import free_port, stop, wait_http
 from support_airflow import ensure_airflow_db
 
+from include.cli import answerable
+
 APPROVERS = {"ana": "ana-test-password", "bo": "bo-test-password"}
 
 
@@ -80,7 +82,8 @@ class Approver(threading.Thread):
 
     ``answers`` maps a task id to the option to choose, or to the full PATCH body
     (``{"chosen_options": [...], "params_input": {...}}``); each task id is answered once (every
-    map index of a mapped task gets the same answer until one is given). The form bodies shown to the
+    map index of a mapped task gets the same answer until one is given), once its task has parked
+    (``include.cli.answerable``). The form bodies shown to the
     human are kept in ``bodies``, the PATCH responses in ``responses``, failures in ``errors``.
     """
 
@@ -102,7 +105,7 @@ class Approver(threading.Thread):
 
     def _answer(self, c: httpx.Client, detail: dict[str, Any]) -> None:
         ti = detail["task_instance"]
-        if detail["response_received"] or ti["task_id"] not in self.answers:
+        if not answerable(detail) or ti["task_id"] not in self.answers:
             return
         self.bodies[ti["task_id"]] = detail["body"]
         answer = self.answers.pop(ti["task_id"])

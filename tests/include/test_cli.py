@@ -26,3 +26,17 @@ def test_audit_and_batch_subcommands_delegate_with_their_own_help(capsys: pytest
     assert "--model-uri" in capsys.readouterr().out
     assert cli.main(["audit", "verify"]) == 0
     assert "chain intact" in capsys.readouterr().out
+
+
+def test_an_approval_request_is_answered_only_once_its_task_has_parked() -> None:
+    from include.cli import answerable
+
+    def detail(state: str, answered: bool = False) -> dict[str, object]:
+        return {"response_received": answered, "task_instance": {"task_id": "approval_1", "state": state}}
+
+    # Airflow writes the request while the task still runs; an answer then is recorded but resumes nothing
+    assert not answerable(detail("running"))
+    assert answerable(detail("awaiting_input"))
+    assert answerable(detail("deferred"))
+    assert not answerable(detail("awaiting_input", answered=True))
+    assert not answerable(detail("success"))
