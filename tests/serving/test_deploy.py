@@ -64,9 +64,14 @@ def test_deployment_has_replicas_probes_resources_and_hardening(objs):
     assert c.security_context.capabilities.drop == ["ALL"]
     zones = [t for t in pod.topology_spread_constraints if t.topology_key == "topology.kubernetes.io/zone"]
     assert zones and zones[0].label_selector.match_labels == d.spec.selector.match_labels
-    # the drain fits in the grace period
-    drain = next(float(e.value) for e in c.env if e.name == "ROUTER_DRAIN_TIMEOUT_SECONDS")
-    assert drain < pod.termination_grace_period_seconds
+    # the whole shutdown fits in the pod's grace period: preStop, the router's own grace period in which
+    # it still answers, the drain of requests in flight, and the event flush (10 s margin)
+    env = {e.name: e.value for e in c.env}
+    drain = float(env["ROUTER_DRAIN_TIMEOUT_SECONDS"])
+    grace = float(env["ROUTER_SHUTDOWN_GRACE_SECONDS"])
+    pre_stop = c.lifecycle.pre_stop.sleep.seconds
+    assert pre_stop >= 1 and grace >= 1  # endpoints take seconds to stop sending to a terminating pod
+    assert pre_stop + grace + drain + 10 <= pod.termination_grace_period_seconds
     assert {e.name for e in c.env} >= {"ROUTER_ADMIN_TOKEN", "MLFLOW_TRACKING_URI", "ROUTER_EVENTS_ROOT"}
     # writable paths are volumes, since the root filesystem is read-only
     mounts = {m.mount_path for m in c.volume_mounts}

@@ -17,25 +17,33 @@ BODY = {"inputs": [[0.5, -1.0, 2.0, 0.25]]}
 
 
 class Load:
-    """Client threads that send requests until stopped, recording every outcome."""
+    """Client threads that send requests until stopped, recording every outcome.
+
+    Each thread keeps one keep-alive connection (httpx opens a new one when an answer said
+    ``Connection: close``). ``ConnectError`` means the request was never sent (connection refused).
+    """
 
     def __init__(self, url: str, threads: int = 4, stop_on_connect_error: bool = False) -> None:
         self.url = url
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.results: list[tuple[float, int | str]] = []  # (start time, status or error class)
+        self.closes = 0  # answers that carried Connection: close
         self.stop_on_connect_error = stop_on_connect_error
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
     def _run(self, i: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as c:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        with httpx.Client(base_url=self.url, timeout=30, limits=limits) as c:
             n = 0
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 try:
-                    status: int | str = c.post(
-                        "/invocations", json=BODY, headers={"X-Unit-Id": f"t{i}-{n}"}
-                    ).status_code
+                    resp = c.post("/invocations", json=BODY, headers={"X-Unit-Id": f"t{i}-{n}"})
+                    status: int | str = resp.status_code
+                    if resp.headers.get("connection") == "close":
+                        with self.lock:
+                            self.closes += 1
                 except httpx.HTTPError as e:
                     status = type(e).__name__
                 with self.lock:
@@ -117,6 +125,36 @@ def test_sigterm_under_load_fails_no_in_flight_request_and_every_answer_is_an_ev
     # after SIGTERM: answered normally while draining, then refused at connect (never sent, never failed)
     assert set(after) <= {200, "ConnectError"}, {s: after.count(s) for s in set(after)}
     answered = sum(1 for _, s in load.results if s == 200)
+    assert count_events(r.events_root) == answered
+    assert "events flushed" in r.log()
+
+
+def test_sigterm_with_grace_period_and_16_keep_alive_clients_loses_nothing(router_factory, models):
+    r = router_factory(
+        two_variants(models["a"], models["b"], canary_bp=2000),
+        extra_env={"ROUTER_EVENTS_FLUSH_SECONDS": "30", "ROUTER_SHUTDOWN_GRACE_SECONDS": "1.5"},
+    )
+    with (
+        Load(r.url, threads=16, stop_on_connect_error=True) as load,
+        httpx.Client(base_url=r.url, timeout=10) as probe,
+    ):
+        time.sleep(1.0)
+        t_sig = time.monotonic()
+        os.killpg(r.proc.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        ready = probe.get("/v2/health/ready")  # a new connection: the listener is still open
+        rc = r.proc.wait(timeout=60)
+        load.stop.set()
+    assert rc == 0, r.log()
+    assert ready.status_code == 503 and ready.headers["connection"] == "close"
+    statuses = [s for _, s in load.results]
+    after = [s for t, s in load.results if t >= t_sig]
+    # every request that was sent got an answer; refused connects were never sent
+    assert set(statuses) <= {200, "ConnectError"}, {s: statuses.count(s) for s in set(statuses)}
+    answered_in_grace = sum(1 for t, s in load.results if s == 200 and t_sig + 0.1 <= t <= t_sig + 1.2)
+    assert answered_in_grace > 16, (answered_in_grace, len(after))
+    assert load.closes >= 16  # answers during the drain told the clients to close
+    answered = statuses.count(200)
     assert count_events(r.events_root) == answered
     assert "events flushed" in r.log()
 

@@ -171,7 +171,7 @@ class RouterApp:
         ctype = _TEXT if status == 200 and path == "/metrics" else _JSON
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", b"%d" % len(body)))
-        if self.plane.draining:
+        if self.plane.close_connections:
             headers.append((b"connection", b"close"))
         responses = self.http_responses
         responses[status] = responses.get(status, 0) + 1

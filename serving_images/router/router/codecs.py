@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,23 @@ def _array(name: str, data: Any, dtype: Any) -> np.ndarray:
         return np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise BadRequest(f"input {name!r}: data cannot be read as {np.dtype(dtype).name}: {e}") from e
+
+
+def _reshape(name: str, arr: np.ndarray, shape: list[int]) -> np.ndarray:
+    """Give ``arr`` the declared ``shape``, refusing a shape its values do not fill exactly.
+
+    The element count is a Python integer product, so a shape such as ``[2**30, 2**30, 16]`` (2**64
+    elements, 0 in int64 arithmetic) is compared exactly instead of wrapping around.
+    """
+    count = math.prod(shape)
+    if arr.size != count:
+        raise BadRequest(f"input {name!r}: {arr.size} values do not fill shape {shape} ({count} elements)")
+    if arr.shape == tuple(shape):
+        return arr
+    try:
+        return arr.reshape(shape)
+    except ValueError as e:  # not expected once the counts agree; still a client error
+        raise BadRequest(f"input {name!r}: data cannot take shape {shape}: {e}") from e
 
 
 def _input_spec(model: OnnxModel, name: Any) -> Any:
@@ -81,9 +99,7 @@ def oip_feeds(req: Any, model: OnnxModel, allow_non_finite: bool) -> dict[str, n
         if data is None or isinstance(data, (dict, str)):
             raise BadRequest(f"input {name!r}: 'data' must be a list of {datatype} values")
         arr = _array(name, data, DATATYPES[datatype])
-        if arr.size != int(np.prod(shape, dtype=np.int64)):
-            raise BadRequest(f"input {name!r}: {arr.size} values do not fill shape {shape}")
-        feeds[name] = model.check(name, arr.reshape(shape), spec, allow_non_finite)
+        feeds[name] = model.check(name, _reshape(name, arr, shape), spec, allow_non_finite)
     missing = [n for n in model.input_names if n not in feeds]
     if missing:
         raise BadRequest(f"missing inputs {missing}")
@@ -147,6 +163,8 @@ def _columns(
         arr = _array(spec.name, rows, spec.dtype)
         if arr.ndim == 1 and len(spec.shape) == 2:
             arr = arr.reshape(-1, 1)
+        if columns:
+            arr = _by_name(model, spec, columns, arr)
         return {spec.name: model.check(spec.name, arr, spec, allow_non_finite)}
     feeds = {}
     for spec in model.inputs:
@@ -162,6 +180,36 @@ def _columns(
             arr = arr.reshape(-1, 1)
         feeds[spec.name] = model.check(spec.name, arr, spec, allow_non_finite)
     return feeds
+
+
+def _by_name(model: OnnxModel, spec: Any, columns: list[Any], arr: np.ndarray) -> np.ndarray:
+    """Check the column names of rows sent to a single-tensor model, and put the columns in input order.
+
+    With the model's ``feature_names`` the names must be exactly those (any order; reordered here).
+    Without them the names cannot be checked, but their count must match the input's width.
+    """
+    if len(set(map(str, columns))) != len(columns):
+        raise BadRequest(f"dataframe column names must be distinct; got {columns}")
+    expected = model.feature_names
+    if expected is None:
+        width = spec.shape[-1] if len(spec.shape) == 2 else -1
+        if width >= 0 and len(columns) != width:
+            raise BadRequest(
+                f"dataframe has {len(columns)} columns {columns}; input {spec.name!r} takes {width}"
+            )
+        return arr
+    if list(columns) == list(expected):
+        return arr
+    missing = [n for n in expected if n not in columns]
+    unknown = [c for c in columns if c not in expected]
+    if missing or unknown:
+        raise BadRequest(
+            f"dataframe columns do not match the model's features: missing {missing}, unknown {unknown}; "
+            f"expected {list(expected)}"
+        )
+    if arr.ndim != 2 or arr.shape[1] != len(columns):
+        raise BadRequest(f"every dataframe row must have one value per column ({len(columns)})")
+    return np.ascontiguousarray(arr[:, [columns.index(n) for n in expected]])
 
 
 def mlflow_feeds(req: Any, model: OnnxModel, allow_non_finite: bool) -> tuple[dict[str, np.ndarray], bool]:

@@ -139,6 +139,9 @@ class DataPlane:
         self.load_errors: list[dict[str, Any]] = []
         self.ready = False
         self.draining = False
+        """Set on SIGTERM: readiness answers 503 from then on."""
+        self.close_connections = False
+        """Set while draining: answers carry ``Connection: close`` and their connection closes."""
         self.sink: EventSink | None = None
         if settings.events_enabled:
             self.sink = EventSink(

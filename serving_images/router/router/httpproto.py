@@ -210,13 +210,14 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         else:
             body = fast[0] if len(fast) == 1 else b"".join(fast)
             status, out, headers = router.serve_score(self._fast_path, body, dict(self.headers))
-        keep = self._fast_keep and not router.plane.draining
+        closing = router.plane.close_connections
+        keep = self._fast_keep and not closing
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += (name, b": ", value, b"\r\n")
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
-        if not keep and not router.plane.draining:
+        if not keep and not closing:  # when closing, ``_finish`` added the header
             head.append(b"connection: close\r\n")
         head += (b"\r\n", out)
         transport: CoalescingTransport = self.transport  # type: ignore[assignment]

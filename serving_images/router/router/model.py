@@ -82,6 +82,21 @@ def _score_index(outputs: tuple[TensorSpec, ...]) -> int:
     return 0
 
 
+def _feature_names(session: Any) -> tuple[str, ...] | None:
+    """The column names of a single-tensor model, from its ``feature_names`` metadata (comma-separated).
+
+    Registered modelgate models carry it (``include/demo/train.py`` writes it); None when absent.
+    """
+    try:
+        raw = session.get_modelmeta().custom_metadata_map.get("feature_names")
+    except Exception:  # metadata is optional; a model without it is still served
+        return None
+    if not raw:
+        return None
+    names = tuple(n.strip() for n in str(raw).split(","))
+    return names if all(names) and len(set(names)) == len(names) else None
+
+
 class OnnxModel:
     """A warmed-up onnxruntime session with its signature.
 
@@ -117,6 +132,7 @@ class OnnxModel:
         except ModelLoadError as e:
             raise ModelLoadError(f"{source}: {e.message}") from e
         self.input_names = tuple(i.name for i in self.inputs)
+        self.feature_names = _feature_names(self.session)
         self.output_names = [o.name for o in self.outputs]
         self.score_index = _score_index(self.outputs)
         self.warm_up()
@@ -166,9 +182,15 @@ class OnnxModel:
                 raise BadRequest(f"input {name!r} must have shape {list(spec.shape)}, got {list(arr.shape)}")
         if arr.size == 0:
             raise BadRequest(f"input {name!r} is empty (shape {list(arr.shape)})")
-        # the float64 sum of finite float16/32 values is finite, so one reduction checks them all
-        if not allow_non_finite and arr.dtype.kind == "f" and not math.isfinite(arr.sum(dtype=np.float64)):
-            raise BadRequest(f"input {name!r} contains NaN or infinity, which this model does not accept")
+        # The float64 sum of finite float16/32 values is finite, so one reduction checks them all; the sum
+        # of finite float64 values can overflow (1e308 + 1e308), so those are checked one by one.
+        if not allow_non_finite and arr.dtype.kind == "f":
+            if arr.dtype.itemsize < 8:
+                finite = math.isfinite(arr.sum(dtype=np.float64))
+            else:
+                finite = bool(np.isfinite(arr).all())
+            if not finite:
+                raise BadRequest(f"input {name!r} contains NaN or infinity, which this model does not accept")
         return arr
 
     def predict(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -34,15 +34,27 @@ def app_from_env() -> RouterApp:
     return app
 
 
+SETTLE_SECONDS = 0.25
+"""The last part of the grace period, answered keep-alive so that no client is reconnecting (and no
+connection waits in the accept queue, where closing the listener would reset it) when the listener
+closes."""
+
+
 class RouterServer(uvicorn.Server):
-    """uvicorn's server with a drain: on SIGTERM readiness turns false, the listener closes,
-    open connections finish their request (answered with ``Connection: close``), events flush,
-    and the process exits 0.
+    """uvicorn's server with a drain that loses nothing on SIGTERM.
+
+    The sequence (``docs/router.md``): readiness turns false at once; for ``grace`` seconds the router
+    keeps accepting and answering, every answer carrying ``Connection: close`` so that clients open
+    new connections (to the pods the load balancer now prefers); for the last ``SETTLE_SECONDS`` of the
+    grace answers keep their connection, then the listener closes; answers on the connections still
+    open carry ``Connection: close`` again, and requests in flight get up to ``drain_timeout`` seconds;
+    then the lifespan shutdown flushes the events of every answered request and the process exits 0.
     """
 
-    def __init__(self, config: uvicorn.Config, drain_timeout: float) -> None:
+    def __init__(self, config: uvicorn.Config, drain_timeout: float, grace: float = 0.0) -> None:
         super().__init__(config)
         self.drain_timeout = drain_timeout
+        self.grace = grace
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
 
@@ -61,17 +73,33 @@ class RouterServer(uvicorn.Server):
         self._draining = True
         for app in _APPS:
             app.plane.draining = True
+            app.plane.close_connections = self.grace > SETTLE_SECONDS
         self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
 
     async def _drain(self) -> None:
-        log.info("draining: readiness false, listener closed, finishing open connections")
+        loop = asyncio.get_running_loop()
+        if self.grace > 0:
+            log.info("draining: readiness false; still answering for %.1f s", self.grace)
+            await asyncio.sleep(max(0.0, self.grace - SETTLE_SECONDS))
+            _set_close(False)
+            await asyncio.sleep(min(self.grace, SETTLE_SECONDS))
         for server in getattr(self, "servers", []):
             server.close()
-        loop = asyncio.get_running_loop()
+        _set_close(True)
+        log.info(
+            "listener closed; waiting up to %.1f s for %d open connections",
+            self.drain_timeout,
+            len(self.server_state.connections),
+        )
         deadline = loop.time() + self.drain_timeout
         while self.server_state.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         self.should_exit = True
+
+
+def _set_close(on: bool) -> None:
+    for app in _APPS:
+        app.plane.close_connections = on
 
 
 def run(settings: RouterSettings) -> None:
@@ -100,17 +128,20 @@ def run(settings: RouterSettings) -> None:
         timeout_graceful_shutdown=int(settings.drain_timeout_seconds) + 5,
         **ssl,  # type: ignore[arg-type]
     )
+    grace = settings.shutdown_grace_seconds
     if settings.workers > 1:
-        _supervise(config, settings.drain_timeout_seconds, settings.workers)
+        _supervise(config, settings.drain_timeout_seconds, settings.workers, grace)
     else:
-        RouterServer(config, settings.drain_timeout_seconds).run()
+        RouterServer(config, settings.drain_timeout_seconds, grace).run()
 
 
-def _worker(config: uvicorn.Config, drain_timeout: float, sockets: list[socket.socket] | None = None) -> None:
-    RouterServer(config, drain_timeout).run(sockets)
+def _worker(
+    config: uvicorn.Config, drain_timeout: float, grace: float, sockets: list[socket.socket] | None = None
+) -> None:
+    RouterServer(config, drain_timeout, grace).run(sockets)
 
 
-def _supervise(config: uvicorn.Config, drain_timeout: float, workers: int) -> None:
+def _supervise(config: uvicorn.Config, drain_timeout: float, workers: int, grace: float) -> None:
     """Run ``workers`` processes on one shared socket; restart a worker that dies; on SIGTERM or
     SIGINT pass SIGTERM on (each worker drains) and wait for all of them.
     """
@@ -120,7 +151,7 @@ def _supervise(config: uvicorn.Config, drain_timeout: float, workers: int) -> No
     from uvicorn._subprocess import get_subprocess
 
     sock = config.bind_socket()
-    target = functools.partial(_worker, config, drain_timeout)
+    target = functools.partial(_worker, config, drain_timeout, grace)
     procs = [get_subprocess(config=config, target=target, sockets=[sock]) for _ in range(workers)]
     for p in procs:
         p.start()
@@ -141,5 +172,5 @@ def _supervise(config: uvicorn.Config, drain_timeout: float, workers: int) -> No
         if p.pid is not None and p.is_alive():
             os.kill(p.pid, signal.SIGTERM)
     for p in procs:
-        p.join(drain_timeout + 30)
+        p.join(grace + drain_timeout + 30)
     sock.close()

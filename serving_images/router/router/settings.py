@@ -93,8 +93,14 @@ class RouterSettings(BaseSettings):
     stats_window_seconds: float = Field(default=60.0, gt=0)
     """Time window of the per-variant live statistics."""
 
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+    """On SIGTERM, how long the router keeps accepting and answering (readiness already false, every
+    answer carrying ``Connection: close``) before it closes its listener. Load balancers and kube-proxy
+    take seconds to stop sending to a terminating pod, and most clients do not retry a POST; 5 s covers
+    endpoint propagation in a typical cluster. 0 closes the listener at once (tests that want speed)."""
+
     drain_timeout_seconds: float = Field(default=10.0, ge=0)
-    """On SIGTERM, how long to wait for open connections to finish before closing them."""
+    """After the grace period, how long requests still in flight may take before connections close."""
 
     ssl_certfile: Path | None = None
     """TLS certificate (PEM); with ``ssl_keyfile`` the router serves HTTPS."""
