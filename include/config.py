@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
-    return Path.cwd() / ".local"
+    """``.local`` of the checkout this package runs from (so CLIs work from any directory), else of cwd."""
+    root = Path(__file__).resolve().parents[1]
+    return (root if (root / "pyproject.toml").is_file() else Path.cwd()) / ".local"
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,9 @@ class Settings(BaseSettings):
 
     audit_db_url: str | None = None
     """SQLAlchemy URL of the audit log; defaults to SQLite under ``home``."""
+
+    secrets_dir: Path | None = None
+    """Folder of generated secrets (audit HMAC key, audit head anchor); default ``<home>/secrets``."""
 
     max_model_bytes: int = 512 * 1024 * 1024
     """Largest ONNX artifact accepted for registration."""

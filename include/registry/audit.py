@@ -1,17 +1,22 @@
-"""Append-only, hash-chained audit log of every change to the registry, routes and approvals.
+"""Append-only, HMAC-chained audit log of every change to the registry, routes and approvals.
 
-Each record stores the hash of the previous record; ``verify`` recomputes the chain and reports
-any edited, inserted or deleted record. A UNIQUE constraint on ``prev_hash`` makes two concurrent
-appends on the same head impossible (the loser retries on the new head). ``audit_head`` keeps the
-count and last hash, written in the same transaction, so deleting the newest records is detected too.
+Records are numbered 1, 2, 3... without gaps (``seq`` is the primary key, so two concurrent appends
+on the same head collide and the loser retries). Each record's MAC is an HMAC-SHA256, under a key
+kept in the secrets folder (never in the database), of its number, the previous record's MAC and
+its content. After each append the head (count + last MAC) is anchored in a file next to the key
+(:mod:`include.registry.audit_anchor`). ``verify`` names the first bad record when one was edited,
+re-signed with another key, reordered, deleted (also the newest ones) or when the log was emptied.
 
-CLI: ``python -m include.registry.audit verify`` (also ``modelgate audit verify``) and ``... tail``.
+Append-only is also enforced by the database: triggers on SQLite and PostgreSQL, and on PostgreSQL
+a writer role that holds only INSERT and SELECT (:func:`setup_postgres`).
+
+CLI: ``python -m include.registry.audit verify`` (also ``modelgate audit verify``), ``tail`` and
+``setup-postgres``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -26,6 +31,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from include.config import get_settings
+from include.registry import audit_anchor as anchor
 from include.registry.errors import AuditError
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,7 @@ metadata = sa.MetaData()
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("ts", sa.String(40), nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("action", sa.String(100), nullable=False),
@@ -44,15 +50,8 @@ audit_log = sa.Table(
     sa.Column("before", sa.Text, nullable=False),
     sa.Column("after", sa.Text, nullable=False),
     sa.Column("run_id", sa.String(300), nullable=True),
-    sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("hash", sa.String(64), nullable=False, unique=True),
-)
-audit_head = sa.Table(
-    "audit_head",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("prev_mac", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
 )
 
 _SQLITE_GUARDS = (
@@ -61,11 +60,20 @@ _SQLITE_GUARDS = (
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
 )
+_PG_GUARDS = (
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+    "CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    "REVOKE ALL ON audit_log FROM PUBLIC",
+)
 
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One audit record as stored."""
+    """One audit record as stored; ``id`` is its number in the chain (1, 2, 3...)."""
 
     id: int
     ts: str
@@ -75,35 +83,50 @@ class AuditRecord:
     before: Any
     after: Any
     run_id: str | None
-    prev_hash: str
-    hash: str
+    prev_mac: str
+    mac: str
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of :func:`verify`: ``ok`` and the problems found (empty when ok)."""
+    """Outcome of :func:`verify`: ``ok``, the problems found (empty when ok) and notes."""
 
     ok: bool
     records: int
     problems: list[str]
+    notes: list[str]
 
 
 _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
 
 
+def _url(url: str | None) -> str:
+    return url or get_settings().resolved_audit_db_url()
+
+
 def get_engine(url: str | None = None) -> sa.Engine:
     """Return a (cached) engine for the audit database, creating the schema on first use."""
-    url = url or get_settings().resolved_audit_db_url()
+    url = _url(url)
     with _engines_lock:
         return _engines.get(url) or _create_engine(url)
 
 
+def _connect_args(url: str) -> dict[str, Any]:
+    return {"timeout": 30} if url.startswith("sqlite") else {}
+
+
 def _create_engine(url: str) -> sa.Engine:
-    connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-    engine = sa.create_engine(url, connect_args=connect_args)
+    engine = sa.create_engine(url, connect_args=_connect_args(url))
     try:
-        metadata.create_all(engine)
+        if not sa.inspect(engine).has_table("audit_log"):
+            metadata.create_all(engine)
+            if engine.dialect.name == "postgresql":
+                _install_guards(engine)
+        elif "mac" not in {c["name"] for c in sa.inspect(engine).get_columns("audit_log")}:
+            raise AuditError(
+                f"audit database {engine.url!r} holds the old unkeyed audit_log: move it away to start a keyed log"
+            )
         if engine.dialect.name == "sqlite":
             with engine.begin() as conn:
                 for stmt in _SQLITE_GUARDS:
@@ -114,23 +137,51 @@ def _create_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _install_guards(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for stmt in _PG_GUARDS:
+            conn.exec_driver_sql(stmt)
+
+
+def setup_postgres(admin_url: str, writer_role: str) -> None:
+    """Create the audit table on PostgreSQL with its guards, and grant ``writer_role`` INSERT+SELECT only.
+
+    Run it as the table's owner (not as the writer): the writer can then neither update, delete nor
+    truncate records, nor drop the triggers; the owner is stopped by the triggers.
+
+    Raises:
+        AuditError: not a PostgreSQL URL, an invalid role name, or the database refused.
+    """
+    if not writer_role.replace("_", "").isalnum():
+        raise AuditError(f"invalid role name {writer_role!r}: letters, digits and _ only")
+    engine = sa.create_engine(admin_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise AuditError(f"setup-postgres needs a postgresql:// URL, got {engine.dialect.name}")
+        metadata.create_all(engine)
+        _install_guards(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'GRANT SELECT, INSERT ON audit_log TO "{writer_role}"')
+    except SQLAlchemyError as e:
+        raise AuditError(f"cannot set up the audit log on {engine.url!r}: {e}") from e
+    finally:
+        engine.dispose()
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def record_hash(
-    prev_hash: str,
-    ts: str,
-    actor: str,
-    action: str,
-    subject: str,
-    before: str,
-    after: str,
-    run_id: str | None,
-) -> str:
-    """Return the sha256 that chains a record to its predecessor."""
-    payload = _canonical([prev_hash, ts, actor, action, subject, before, after, run_id])
-    return hashlib.sha256(payload.encode()).hexdigest()
+def record_mac(key: bytes, seq: int, prev_mac: str, fields: tuple[str, str, str, str, str, str, str | None]) -> str:
+    """Return the HMAC that binds record ``seq`` to its content and its predecessor.
+
+    Args:
+        key: the audit key.
+        seq: the record's number.
+        prev_mac: the previous record's MAC (``GENESIS`` for record 1).
+        fields: ts, actor, action, subject, before, after (as stored, JSON text) and run_id.
+    """
+    return anchor.mac(key, _canonical([seq, prev_mac, *fields]))
 
 
 def append_audit(
@@ -141,12 +192,12 @@ def append_audit(
     after: Any = None,
     run_id: str | None = None,
     url: str | None = None,
-    retries: int = 20,
+    retries: int = 50,
 ) -> AuditRecord:
     """Append one record to the audit log and return it.
 
     Args:
-        actor: who made the change (user, token name or ``airflow:<dag_id>``).
+        actor: who made the change (authenticated user, API client or ``airflow:<dag_id>``).
         action: what kind of change (``register``, ``set_alias``, ``routes.put``...).
         subject: what changed (``models:/churn/3``, ``routes:churn``).
         before: state before the change (JSON-serialisable).
@@ -161,17 +212,23 @@ def append_audit(
     Raises:
         AuditError: the record could not be written.
     """
+    url = _url(url)
     engine = get_engine(url)
+    key = anchor.load_key(create=True)
     before_s, after_s = _canonical(before), _canonical(after)
     for _ in range(retries):
         ts = datetime.now(UTC).isoformat()
+        fields = (ts, actor, action, subject, before_s, after_s, run_id)
         try:
             with engine.begin() as conn:
-                head = conn.execute(sa.select(audit_head.c.count, audit_head.c.hash)).first()
-                count, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-                h = record_hash(prev, ts, actor, action, subject, before_s, after_s, run_id)
-                res = conn.execute(
+                last = conn.execute(
+                    sa.select(audit_log.c.seq, audit_log.c.mac).order_by(audit_log.c.seq.desc()).limit(1)
+                ).first()
+                seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+                m = record_mac(key, seq, prev, fields)
+                conn.execute(
                     audit_log.insert().values(
+                        seq=seq,
                         ts=ts,
                         actor=actor,
                         action=action,
@@ -179,107 +236,147 @@ def append_audit(
                         before=before_s,
                         after=after_s,
                         run_id=run_id,
-                        prev_hash=prev,
-                        hash=h,
+                        prev_mac=prev,
+                        mac=m,
                     )
                 )
-                if head:
-                    upd = conn.execute(
-                        audit_head.update()
-                        .where(audit_head.c.id == 1, audit_head.c.hash == prev)
-                        .values(count=count + 1, hash=h)
-                    )
-                    if upd.rowcount != 1:
-                        raise SAIntegrityError("head moved", None, Exception("head moved"))
-                else:
-                    conn.execute(audit_head.insert().values(id=1, count=1, hash=h))
-                rid = int(res.inserted_primary_key[0])  # type: ignore[index]
-            log.info("audit %s %s by %s", action, subject, actor)
-            return AuditRecord(rid, ts, actor, action, subject, before, after, run_id, prev, h)
         except SAIntegrityError:
-            continue  # a concurrent writer appended first: retry on the new head
+            continue  # a concurrent writer took this number: retry on the new head
         except OperationalError as e:
             if "locked" not in str(e):
                 raise AuditError(f"cannot append to audit log: {e}") from e
-            time.sleep(0.05)  # SQLite writer lock held by another process: retry
+            time.sleep(0.02)  # SQLite writer lock held by another connection: retry
             continue
         except SQLAlchemyError as e:
             raise AuditError(f"cannot append to audit log: {e}") from e
+        anchor.advance_head(key, url, anchor.Head(seq, m))
+        log.info("audit #%d %s %s by %s", seq, action, subject, actor)
+        return AuditRecord(seq, ts, actor, action, subject, before, after, run_id, prev, m)
     raise AuditError(f"cannot append to audit log: head kept moving after {retries} attempts")
+
+
+def _existing_engine(url: str) -> sa.Engine:
+    """Open ``url`` for reading without creating anything; refuse a missing database or table."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        from pathlib import Path
+
+        if not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file():
+            raise AuditError(f"audit database {parsed.database!r} does not exist (wrong MODELGATE_HOME or --db?)")
+        url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
+    engine = sa.create_engine(url, connect_args=_connect_args(url))
+    try:
+        if not sa.inspect(engine).has_table("audit_log"):
+            raise AuditError(f"{parsed.render_as_string(hide_password=True)} has no audit_log table")
+    except SQLAlchemyError as e:
+        raise AuditError(f"cannot open audit database {parsed.render_as_string(hide_password=True)}: {e}") from e
+    return engine
+
+
+def _rows(url: str) -> list[Any]:
+    engine = _existing_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(audit_log).order_by(audit_log.c.seq)).all())
+    except SQLAlchemyError as e:
+        raise AuditError(f"cannot read audit log: {e}") from e
+    finally:
+        engine.dispose()
 
 
 def read_records(url: str | None = None, limit: int | None = None) -> list[AuditRecord]:
     """Return audit records in order (the newest ``limit`` when given)."""
-    engine = get_engine(url)
-    q = sa.select(audit_log).order_by(audit_log.c.id)
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
+    rows = _rows(_url(url))
     if limit is not None:
-        rows = rows[-limit:]
+        rows = rows[-limit:] if limit > 0 else []
     return [
         AuditRecord(
-            r.id,
-            r.ts,
-            r.actor,
-            r.action,
-            r.subject,
-            json.loads(r.before),
-            json.loads(r.after),
-            r.run_id,
-            r.prev_hash,
-            r.hash,
+            r.seq, r.ts, r.actor, r.action, r.subject, json.loads(r.before), json.loads(r.after), r.run_id,
+            r.prev_mac, r.mac,
         )
         for r in rows
     ]
 
 
-def verify(url: str | None = None) -> VerifyResult:
-    """Recompute the hash chain and report every record that was edited, inserted or deleted."""
-    engine = get_engine(url)
-    problems: list[str] = []
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id)).all()
-        head = conn.execute(sa.select(audit_head.c.count, audit_head.c.hash)).first()
+def _first_bad_record(key: bytes, rows: list[Any]) -> str | None:
     prev = GENESIS
-    for r in rows:
-        if r.prev_hash != prev:
-            problems.append(f"record {r.id}: chain broken (a record before it was deleted or inserted)")
-        expected = record_hash(r.prev_hash, r.ts, r.actor, r.action, r.subject, r.before, r.after, r.run_id)
-        if expected != r.hash:
-            problems.append(f"record {r.id}: content does not match its hash (edited)")
-        prev = r.hash
-    if head is None:
-        if rows:
-            problems.append("audit head is missing")
-    else:
-        if int(head[0]) != len(rows):
-            problems.append(f"head says {head[0]} records, the log has {len(rows)} (records deleted?)")
-        if str(head[1]) != prev:
-            problems.append("head hash does not match the last record (newest records deleted or edited?)")
-    return VerifyResult(ok=not problems, records=len(rows), problems=problems)
+    for i, r in enumerate(rows, start=1):
+        if int(r.seq) != i:
+            return f"record {i}: missing or out of order (found record numbered {r.seq} in its place)"
+        if r.prev_mac != prev:
+            return f"record {i}: does not chain to record {i - 1} (a record was removed, inserted or reordered)"
+        fields = (r.ts, r.actor, r.action, r.subject, r.before, r.after, r.run_id)
+        if record_mac(key, int(r.seq), r.prev_mac, fields) != r.mac:
+            return f"record {i}: MAC does not verify with the audit key (edited, or written with another key)"
+        prev = r.mac
+    return None
+
+
+def verify(url: str | None = None) -> VerifyResult:
+    """Check the chain against the key and the head anchor; name the first bad record.
+
+    Raises:
+        AuditError: the database or its key is missing, or the log is empty and was never anchored
+            (nothing to verify).
+    """
+    url = _url(url)
+    rows = _rows(url)
+    key = anchor.load_key(create=False)
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        head = anchor.read_head(key, url)
+    except AuditError as e:
+        problems.append(str(e))
+        head = None
+    if not rows and head is None and not problems:
+        raise AuditError("the audit log is empty and no head was ever anchored: nothing to verify")
+    bad = _first_bad_record(key, rows)
+    if bad:
+        problems.append(bad)
+    if head is None and not problems:
+        problems.append(f"head anchor {anchor.anchor_path(url)} is missing: cannot tell whether records were deleted")
+    elif head is not None:
+        n = len(rows)
+        if head.count > n:
+            problems.append(
+                f"record {n + 1}: missing; the head anchor says {head.count} records, the log ends at {n}"
+                + (" (the log was emptied)" if n == 0 else " (newest records deleted)")
+            )
+        elif rows[head.count - 1].mac != head.mac:
+            problems.append(f"record {head.count}: does not match the head anchor")
+        elif head.count < n:
+            notes.append(f"head anchor lags by {n - head.count} record(s) (a writer stopped after commit)")
+    return VerifyResult(ok=not problems, records=len(rows), problems=problems, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``verify`` or ``tail``."""
+    """CLI entry point: ``verify``, ``tail`` or ``setup-postgres``."""
     parser = argparse.ArgumentParser(prog="modelgate audit", description="modelgate audit log")
-    parser.add_argument(
-        "--db", default=None, help="SQLAlchemy URL (default: MODELGATE_AUDIT_DB_URL or .local)"
-    )
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: MODELGATE_AUDIT_DB_URL or <home>)")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("verify", help="check the hash chain; exit 1 when a record was edited or deleted")
+    sub.add_parser("verify", help="check chain, key and head anchor; exit 1 when tampered")
     t = sub.add_parser("tail", help="print the newest records as JSON lines")
     t.add_argument("-n", type=int, default=20)
+    sp = sub.add_parser("setup-postgres", help="create the table, triggers and privileges (run as owner)")
+    sp.add_argument("--writer-role", required=True, help="role that may only INSERT and SELECT")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "verify":
             res = verify(args.db)
+            for note in res.notes:
+                print(f"note: {note}")
             if res.ok:
-                print(f"audit log OK: {res.records} records, chain intact")
+                print(f"audit log OK: {res.records} records, chain and head anchor intact")
                 return 0
             print(f"audit log TAMPERED: {len(res.problems)} problem(s) in {res.records} records")
             for p in res.problems:
                 print(f"  - {p}")
             return 1
+        if args.cmd == "setup-postgres":
+            setup_postgres(args.db or _url(None), args.writer_role)
+            print(f"audit log ready; {args.writer_role} may INSERT and SELECT only")
+            return 0
         for rec in read_records(args.db, limit=args.n):
             print(json.dumps(rec.__dict__, default=str))
         return 0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support import free_port
 
@@ -19,13 +21,16 @@ def test_trigger_names_an_unreachable_airflow(capsys: pytest.CaptureFixture[str]
     assert f"cannot reach Airflow at {url}" in capsys.readouterr().err
 
 
-def test_audit_and_batch_subcommands_delegate_with_their_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_and_batch_subcommands_delegate_with_their_own_help(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["batch", "--help"])
     assert e.value.code == 0
     assert "--model-uri" in capsys.readouterr().out
-    assert cli.main(["audit", "verify"]) == 0
-    assert "chain intact" in capsys.readouterr().out
+    missing = tmp_path / "audit.db"
+    assert cli.main(["audit", "--db", f"sqlite:///{missing}", "verify"]) == 2  # refused, not created
+    assert "does not exist" in capsys.readouterr().err and not missing.exists()
 
 
 def test_an_approval_request_is_answered_only_once_its_task_has_parked() -> None:
