@@ -175,9 +175,11 @@ def test_mlflow_uses_postgres_backend_and_serves_artifacts_from_a_volume(resolve
     assert mounts[destination] in resolved["volumes"]
 
 
-def test_router_is_built_from_its_folder_and_reads_token_from_environment(resolved: dict[str, Any]) -> None:
+def test_router_is_built_from_its_dockerfile_and_reads_token_from_environment(resolved: dict[str, Any]) -> None:
     router = resolved["services"]["router"]
-    assert Path(router["build"]["context"]) == REPO / "serving_images" / "router"
+    # the context is the repository root: the image copies the contracts package next to the router
+    assert Path(router["build"]["context"]) == REPO
+    assert router["build"]["dockerfile"] == "serving_images/router/Dockerfile"
     assert router["command"] == [
         "python",
         "-m",

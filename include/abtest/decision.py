@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from include.abtest.errors import AbTestError
 
 if TYPE_CHECKING:
     from include.abtest.experiment import Experiment
+    from include.routing.client import RouterAdmin
 
 log = logging.getLogger(__name__)
 
@@ -151,23 +152,13 @@ def ship_form(exp: Experiment, results: dict[str, Any], report_url: str | None) 
     return {"subject": f"A/B {exp.id}: ship {d['winner']}?", "body": "\n".join(lines)}
 
 
-class RoutesClient(Protocol):
-    """What promotion needs of the router (``plugins.router_hook.RouterHook`` has it)."""
-
-    def get_routes(self, model: str) -> dict[str, Any] | None:
-        """Return a model's routes, or None."""
-
-    def put_routes(self, model: str, routes: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
-        """Replace a model's routes (audited)."""
-
-
 def promote(
     exp: Experiment,
     winner: str,
     *,
     actor: str,
     run_id: str | None,
-    routes: RoutesClient,
+    routes: RouterAdmin,
     alias: str = "champion",
     reason: str | None = None,
     tracking_uri: str | None = None,

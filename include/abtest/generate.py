@@ -22,31 +22,9 @@ from typing import Any
 import numpy as np
 
 from include.abtest.errors import InvalidArgument
+from modelgate_contracts.events import event_schema
 
 log = logging.getLogger(__name__)
-
-
-def event_schema() -> Any:
-    """The router's event schema (``docs/events.md``; tests check it equals the router's own)."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("request_id", pa.string(), nullable=False),
-            pa.field("model", pa.string(), nullable=False),
-            pa.field("variant", pa.string(), nullable=False),
-            pa.field("model_version", pa.string(), nullable=False),
-            pa.field("unit_id", pa.string()),
-            pa.field("consent", pa.bool_(), nullable=False),
-            pa.field("latency_ms", pa.float64(), nullable=False),
-            pa.field("status", pa.int32(), nullable=False),
-            pa.field("rows", pa.int32(), nullable=False),
-            pa.field("score", pa.float64()),
-            pa.field("shadow", pa.bool_(), nullable=False),
-            pa.field("error", pa.string()),
-        ]
-    )
 
 
 @dataclass

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.abtest.decision import SHIP, RoutesClient, approval_outcome, promote, ship_form
+from include.abtest.decision import SHIP, approval_outcome, promote, ship_form
 from include.abtest.experiment import InvalidExperiment, load_experiment, load_experiments
+from include.routing.client import RouterAdmin
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def ship_candidates(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def promote_winner(summary: dict[str, Any], answer: dict[str, Any] | None, *, actor: str, run_id: str,
-                   routes: RoutesClient, conf: dict[str, Any] | None = None,
+                   routes: RouterAdmin, conf: dict[str, Any] | None = None,
                    tracking_uri: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Promote the winner of an approved ``ship`` (registry alias and router routes, audited).
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -23,12 +22,12 @@ from typing import Any
 
 from include.batch import storage
 from include.batch.errors import BatchError, BatchInputError, BatchModelError
+from modelgate_contracts.uris import MalformedModelUri, parse_model_uri, version_uri
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = "_PUBLISHED.json"
 QUARANTINE = "_quarantine"
-_ALIAS_RE = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,15 +52,18 @@ def pin_model(uri: str, tracking_uri: str | None = None) -> str:
     Raises:
         BatchModelError: the alias is not set.
     """
-    m = _ALIAS_RE.match(uri)
-    if m is None:
+    try:
+        ref = parse_model_uri(uri)
+    except MalformedModelUri as e:
+        raise BatchModelError(str(e)) from e
+    if ref is None or ref.alias is None:
         return uri
     from include.registry.registry import get_alias_version
 
-    version = get_alias_version(m["name"], m["alias"], tracking_uri=tracking_uri)
+    version = get_alias_version(ref.name, ref.alias, tracking_uri=tracking_uri)
     if version is None:
-        raise BatchModelError(f"{uri}: alias {m['alias']!r} is not set on model {m['name']!r}")
-    pinned = f"models:/{m['name']}/{version}"
+        raise BatchModelError(f"{uri}: alias {ref.alias!r} is not set on model {ref.name!r}")
+    pinned = version_uri(ref.name, version)
     log.info("event=pin_model uri=%s pinned=%s", uri, pinned)
     return pinned
 

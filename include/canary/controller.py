@@ -31,7 +31,7 @@ from include.canary import notify as nt
 from include.canary.errors import CanaryLocked, CanaryStateError
 from include.canary.judge import judge
 from include.canary.policy import CanaryPolicy, load_policy
-from include.canary.router_client import RouterAdmin
+from include.routing.client import RouterAdmin
 
 log = logging.getLogger(__name__)
 

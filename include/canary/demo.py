@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from include.canary import controller as cc
-from include.canary.router_client import RouterClient
+from include.routing.client import RouterClient
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from include.canary import controller as cc
 from include.canary.errors import CanaryStateError
-from include.canary.router_client import RouterAdmin, RouterClient
 from include.errors import ModelgateError
+from include.routing.client import RouterAdmin, RouterClient
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--router-url", default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    router = RouterClient(a.router_url, actor=a.actor)
+    router = RouterClient.from_env(a.router_url, actor=a.actor)
     try:
         out = (
             abort(a.model, router, a.actor, a.reason)

@@ -158,8 +158,8 @@ class _Demo:
     """One demo run on the local stack: the clients, the stage timings and the approvals given."""
 
     def __init__(self, scenario: str) -> None:
-        from include.canary.router_client import RouterClient
         from include.cli import AirflowClient
+        from include.routing.client import RouterClient
         from include.stack import StackConfig, admin_password, router_token
 
         self.scenario = scenario

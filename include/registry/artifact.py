@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -11,26 +10,13 @@ import urllib.parse
 from pathlib import Path
 
 from include.registry.errors import ArtifactNotFound, ArtifactTooLarge
+from modelgate_contracts.hashing import sha256_file
+
+__all__ = ["fetch_artifact", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file, read in chunks.
-
-    Args:
-        path: the file to hash.
-
-    Returns:
-        The lowercase hex digest.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_artifact(uri: str, dest_dir: Path, max_bytes: int) -> Path:

@@ -8,20 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.registry.errors import InvalidConf, InvalidModelName
+from modelgate_contracts import tags
 
-PREFIX = "modelgate."
-TAG_SHA256 = "modelgate.sha256"
-TAG_SOURCE_SHA256 = "modelgate.source_sha256"
-TAG_SEMVER = "modelgate.semver"
-TAG_SIGNATURE = "modelgate.signature"
-TAG_APPROVAL_STATE = "modelgate.approval.state"
-TAG_APPROVAL_BY = "modelgate.approval.by"
-TAG_RESIDENCY = "modelgate.residency"
-TAG_STATUS = "modelgate.status"
-TAG_REGISTERED_BY = "modelgate.registered_by"
-TAG_RUN_ID = "modelgate.airflow_run_id"
-TAG_FEATURE_SPEC = "modelgate.feature_spec"
-LINEAGE_PREFIX = "modelgate.lineage."
+# Tag names are the shared contract (modelgate_contracts.tags); the short names stay for this package.
+PREFIX = tags.PREFIX
+TAG_SHA256 = tags.SHA256
+TAG_SOURCE_SHA256 = tags.SOURCE_SHA256
+TAG_SEMVER = tags.SEMVER
+TAG_SIGNATURE = tags.SIGNATURE
+TAG_APPROVAL_STATE = tags.APPROVAL_STATE
+TAG_APPROVAL_BY = tags.APPROVAL_BY
+TAG_RESIDENCY = tags.RESIDENCY
+TAG_STATUS = tags.STATUS
+TAG_REGISTERED_BY = tags.REGISTERED_BY
+TAG_RUN_ID = tags.RUN_ID
+TAG_FEATURE_SPEC = tags.FEATURE_SPEC
+LINEAGE_PREFIX = tags.LINEAGE_PREFIX
 LINEAGE_KEYS = ("git_sha", "data_uri", "data_sha256", "params", "metrics", "source_run")
 
 STATUS_READY = "ready"

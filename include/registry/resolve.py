@@ -9,7 +9,6 @@ the version's ``modelgate.sha256`` tag before anything loads it.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,11 +18,9 @@ from include.config import get_settings
 from include.registry import manifest as mf
 from include.registry.artifact import sha256_file
 from include.registry.errors import IntegrityError, ModelNotFound
+from modelgate_contracts.uris import MalformedModelUri, parse_model_uri
 
 log = logging.getLogger(__name__)
-
-_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
 
 @dataclass(frozen=True)
 class ResolvedModel:
@@ -60,12 +57,11 @@ def resolve_model_uri(
         ModelNotFound: the URI names nothing that exists.
         IntegrityError: the artifact does not match the version's sha256 tag.
     """
-    m = _URI_RE.match(uri)
-    if m is None:
-        if uri.startswith("models:/"):
-            raise ModelNotFound(
-                f"malformed model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<n>"
-            )
+    try:
+        ref = parse_model_uri(uri)
+    except MalformedModelUri as e:
+        raise ModelNotFound(str(e)) from e
+    if ref is None:
         p = Path(uri).expanduser()
         if p.is_file():
             return ResolvedModel(uri, p, sha256_file(p))
@@ -73,7 +69,7 @@ def resolve_model_uri(
             f = _onnx_in_dir(p)
             return ResolvedModel(uri, f, sha256_file(f))
         raise ModelNotFound(f"model {uri!r} is neither a registry URI nor an existing file or directory")
-    return _resolve_registry(uri, m["name"], m["alias"], m["version"], cache_dir, tracking_uri)
+    return _resolve_registry(uri, ref.name, ref.alias, ref.version, cache_dir, tracking_uri)
 
 
 def _resolve_registry(

@@ -30,9 +30,9 @@ from support_hitl import ApiServer, Approver
 from include.canary import controller as cc
 from include.canary import rollback as rb
 from include.canary.faulty import make_erroring_model, make_shifted_model
-from include.canary.router_client import RouterClient
 from include.registry import audit
 from include.registry import registry as reg
+from include.routing.client import RouterClient
 from include.synthetic.spec import FeatureSpec
 from include.traffic.generator import TrafficConfig, TrafficThread
 

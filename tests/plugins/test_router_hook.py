@@ -52,6 +52,8 @@ def test_hook_changes_weights_through_the_router_and_appends_an_audit_record(hoo
 
 
 def test_hook_reports_refusals_without_writing_audit_records(hook_env):
+    from include.routing.client import RouterClient
+    from include.routing.errors import RouterUnauthorized
     from plugins.router_hook import RouterHook, RouterHookError
 
     r, models, audit_url = hook_env
@@ -66,6 +68,7 @@ def test_hook_reports_refusals_without_writing_audit_records(hook_env):
         hook.put_routes("churn", routes)
     assert read_records(audit_url) == []
     bad = RouterHook()
-    bad._base = (r.url, "wrong-token")
-    with pytest.raises(RouterHookError, match="401"):
+    bad._client = RouterClient(r.url, "wrong-token")
+    with pytest.raises(RouterUnauthorized) as e:
         bad.stats()
+    assert e.value.status == 401

@@ -104,7 +104,7 @@ def start_router(
     env = dict(os.environ)
     env.update(
         {
-            "PYTHONPATH": str(ROUTER_DIR),
+            "PYTHONPATH": os.pathsep.join([str(ROUTER_DIR), str(REPO)]),
             "ROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
             "ROUTER_API_KEYS": (
                 f'[{{"name": "reader", "token": "{READ_TOKEN}", "roles": ["read"]}},'

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROUTER_DIR, two_variants
 from router.events import FRAME, SEND_CHUNK, WRITE_SLICE, EventSink, ParquetBatchWriter, _Child
+from support import REPO
 from test_lifecycle import BODY, count_events
 
 
@@ -204,7 +205,7 @@ def _writer_process(root: Path, flush_rows: int) -> subprocess.Popen[bytes]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROUTER_DIR)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROUTER_DIR), str(REPO)])},
     )
 
 

@@ -36,28 +36,12 @@ from typing import IO, Any
 
 import orjson
 
+from modelgate_contracts.events import FIELDS, HOUR_US, Record
+from modelgate_contracts.events import event_schema as schema
+
+__all__ = ["FIELDS", "HOUR_US", "EventSink", "ParquetBatchWriter", "Record", "now_us", "schema"]
+
 log = logging.getLogger(__name__)
-
-# Field order of the tuples appended by the data plane.
-FIELDS = (
-    "ts",
-    "request_id",
-    "model",
-    "variant",
-    "model_version",
-    "unit_id",
-    "consent",
-    "latency_ms",
-    "status",
-    "rows",
-    "score",
-    "shadow",
-    "error",
-)
-
-Record = tuple[
-    int, str, str, str, str, "str | None", bool, float, int, int, "float | None", bool, "str | None"
-]
 
 SEND_TICK = 0.1
 """Seconds between hand-offs from the serving process to the writer process."""
@@ -76,38 +60,8 @@ about 1 ms), with a pause after each step."""
 WRITER_NICE = 10
 """Default nice value of the writer process (``ROUTER_EVENTS_WRITER_NICE``)."""
 
-HOUR_US = 3_600_000_000
-"""Microseconds in an hour: ``ts // HOUR_US`` is a record's UTC hour partition."""
-
 FRAME = struct.Struct("<II")
 """Frame header on the writer's stdin: payload bytes, record count; the payload is a JSON array."""
-
-
-def schema() -> Any:
-    """Return the pyarrow schema of an event file.
-
-    Returns:
-        The ``pyarrow.Schema``.
-    """
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("request_id", pa.string(), nullable=False),
-            pa.field("model", pa.string(), nullable=False),
-            pa.field("variant", pa.string(), nullable=False),
-            pa.field("model_version", pa.string(), nullable=False),
-            pa.field("unit_id", pa.string()),
-            pa.field("consent", pa.bool_(), nullable=False),
-            pa.field("latency_ms", pa.float64(), nullable=False),
-            pa.field("status", pa.int32(), nullable=False),
-            pa.field("rows", pa.int32(), nullable=False),
-            pa.field("score", pa.float64()),
-            pa.field("shadow", pa.bool_(), nullable=False),
-            pa.field("error", pa.string()),
-        ]
-    )
 
 
 class ParquetBatchWriter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -32,22 +31,6 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "tensor(bool)": (np.bool_, "BOOL"),
 }
 DATATYPES = {v[1]: v[0] for v in _TYPES.values()}
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file's bytes.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The hex digest.
-    """
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

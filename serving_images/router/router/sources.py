@@ -17,15 +17,15 @@ from typing import Any
 
 import yaml
 
+from modelgate_contracts import tags as tag_names
+from modelgate_contracts.hashing import sha256_file
+from modelgate_contracts.uris import MalformedModelUri, is_registry_uri, parse_model_uri
 from router.errors import IntegrityError, ModelLoadError
-from router.model import sha256_file
 
 log = logging.getLogger(__name__)
 
-SHA_TAG = "modelgate.sha256"
-SEMVER_TAG = "modelgate.semver"
-_ALIAS = re.compile(r"^models:/([^/@]+)@([^/@]+)$")
-_VERSION = re.compile(r"^models:/([^/@]+)/(\d+)$")
+SHA_TAG = tag_names.SHA256
+SEMVER_TAG = tag_names.SEMVER
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,20 @@ class RegistryResolver:
     def _version(self, client: Any, uri: str) -> Any:
         from mlflow.exceptions import MlflowException
 
-        m_alias, m_ver = _ALIAS.match(uri), _VERSION.match(uri)
         try:
-            if m_alias:
-                return client.get_model_version_by_alias(m_alias.group(1), m_alias.group(2))
-            if m_ver:
-                return client.get_model_version(m_ver.group(1), m_ver.group(2))
+            ref = parse_model_uri(uri)
+        except MalformedModelUri as e:
+            raise ModelLoadError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>") from e
+        if ref is None:
+            raise ModelLoadError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+        try:
+            if ref.alias is not None:
+                return client.get_model_version_by_alias(ref.name, ref.alias)
+            return client.get_model_version(ref.name, ref.version)
         except MlflowException as e:
             raise ModelLoadError(f"{uri}: not found in the registry: {e.message}") from e
         except Exception as e:  # network errors of the tracking client
             raise ModelLoadError(f"{uri}: registry unreachable: {e}") from e
-        raise ModelLoadError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
 
     def resolve(self, uri: str) -> ResolvedModel:
         """Resolve, download (or reuse the cache) and verify a registry URI.
@@ -171,13 +174,4 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
 
 
-def is_registry_uri(uri: str) -> bool:
-    """Return whether ``uri`` names a registry model (``models:/...``).
-
-    Args:
-        uri: the source.
-
-    Returns:
-        True for ``models:/`` URIs.
-    """
-    return uri.startswith("models:/")
+__all__ = ["RegistryResolver", "ResolvedModel", "is_registry_uri", "resolve_local"]

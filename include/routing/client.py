@@ -1,0 +1,197 @@
+"""The one client of the router's admin API (``/admin/...``), used by the gates, the CLI and the hook.
+
+``plugins.router_hook.RouterHook`` resolves its Airflow connection into a :class:`RouterClient`; code
+outside Airflow builds one from a URL and token. Every route change is appended to the audit log.
+Errors are told apart by the router's HTTP status code (:mod:`include.routing.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from include.routing.errors import RouterError, RouterNotFound, RouterUnreachable, error_for_status
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8500"
+"""The local stack's first router replica."""
+
+
+class RouterAdmin(Protocol):
+    """What the gates need from the router (:class:`RouterClient` and ``RouterHook`` fit)."""
+
+    def get_routes(self, model: str) -> dict[str, Any] | None:
+        """Return a model's routes or None."""
+
+    def put_routes(self, model: str, routes: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """Replace a model's routes."""
+
+    def guard_events(self) -> list[dict[str, Any]]:
+        """Return the guard's cut events."""
+
+
+class RouterClient:
+    """Router admin API over httpx.
+
+    Args:
+        url: router base URL.
+        token: admin bearer token.
+        actor: who is recorded in the audit log for changes.
+        timeout: HTTP timeout in seconds (route changes load models, so keep it generous).
+    """
+
+    def __init__(
+        self, url: str = DEFAULT_URL, token: str = "", actor: str = "cli", timeout: float = 120.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.actor = actor
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, url: str | None = None, actor: str = "cli", timeout: float = 120.0) -> RouterClient:
+        """Build a client from ``MODELGATE_ROUTER_URL`` and ``ROUTER_ADMIN_TOKEN`` (CLIs, the local stack).
+
+        Args:
+            url: base URL overriding ``MODELGATE_ROUTER_URL``.
+            actor: who is recorded in the audit log.
+            timeout: HTTP timeout in seconds.
+
+        Returns:
+            The client.
+        """
+        import os
+
+        base = url or os.environ.get("MODELGATE_ROUTER_URL", DEFAULT_URL)
+        return cls(base, os.environ.get("ROUTER_ADMIN_TOKEN", ""), actor=actor, timeout=timeout)
+
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        """Send one admin request and return its JSON body.
+
+        Args:
+            method: HTTP method.
+            path: path under the base URL.
+            json: request body.
+
+        Returns:
+            The decoded JSON answer.
+
+        Raises:
+            RouterUnreachable: no answer.
+            RouterRefused: a status >= 400 (``RouterNotFound`` for 404, ``RouterUnauthorized`` for 401/403).
+        """
+        import httpx
+
+        try:
+            with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
+                r = c.request(method, path, json=json, headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.HTTPError as e:
+            raise RouterUnreachable(f"router at {self.url} unreachable for {method} {path}: {e}") from e
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code >= 400:
+            msg = body.get("error", body) if isinstance(body, dict) else r.text
+            raise error_for_status(r.status_code, f"router refused {method} {path} ({r.status_code}): {msg}")
+        if body is None:
+            raise RouterError(f"router answered {method} {path} with a body that is not JSON", r.status_code)
+        return body
+
+    def get_routes(self, model: str) -> dict[str, Any] | None:
+        """Return one model's routes, or None when the router does not serve it (404).
+
+        Args:
+            model: the model name.
+
+        Returns:
+            The routes as JSON data, or None.
+        """
+        try:
+            return self.call("GET", f"/admin/models/{model}/routes")["routes"]
+        except RouterNotFound:
+            return None
+
+    def put_routes(self, model: str, routes: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """Replace one model's routes and record the change in the audit log.
+
+        Args:
+            model: the model name.
+            routes: the new routes (validated, loaded and warmed by the router before the swap).
+            run_id: the run id recorded in the audit log.
+
+        Returns:
+            The router's answer (``model``, ``revision``, ``routes``).
+
+        Raises:
+            RouterRefused: the router refused the routes (its message says why).
+        """
+        from include.registry.audit import append_audit
+
+        before = self.get_routes(model)
+        result: dict[str, Any] = self.call("PUT", f"/admin/models/{model}/routes", json=routes)
+        append_audit(self.actor, "routes.put", f"routes:{model}", before, result["routes"], run_id)
+        return result
+
+    def set_weights(self, model: str, weights: dict[str, int], run_id: str | None = None) -> dict[str, Any]:
+        """Change variant weights (basis points) of a model, keeping everything else.
+
+        Args:
+            model: the model name.
+            weights: variant name to new weight; the result must still sum to 10000.
+            run_id: the run id recorded in the audit log.
+
+        Returns:
+            The router's answer.
+
+        Raises:
+            RouterNotFound: the router does not serve the model.
+            RouterError: unknown variants, or the router refused the weights.
+        """
+        routes = self.get_routes(model)
+        if routes is None:
+            raise RouterNotFound(f"router does not serve model {model!r}", 404)
+        names = {v["name"] for v in routes["variants"]}
+        unknown = set(weights) - names
+        if unknown:
+            raise RouterError(f"model {model!r} has no variants {sorted(unknown)}; variants: {sorted(names)}")
+        for v in routes["variants"]:
+            if v["name"] in weights:
+                v["weight_bp"] = int(weights[v["name"]])
+        return self.put_routes(model, routes, run_id)
+
+    def reload(self, run_id: str | None = None) -> dict[str, Any]:
+        """Make the router re-read its routes file, recording the change in the audit log.
+
+        Args:
+            run_id: the run id recorded in the audit log.
+
+        Returns:
+            The router's answer (``revision``, ``document``).
+        """
+        from include.registry.audit import append_audit
+
+        before = self.call("GET", "/admin/routes")["document"]
+        result: dict[str, Any] = self.call("POST", "/admin/reload")
+        append_audit(self.actor, "routes.reload", "routes:*", before, result["document"], run_id)
+        return result
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Return live per-variant statistics (requests, errors, latency quantiles, prediction mean)."""
+        return self.call("GET", "/admin/stats")["variants"]
+
+    def guard_events(self) -> list[dict[str, Any]]:
+        """Return the guard's cut events (model, variant, reason, window counts)."""
+        return self.call("GET", "/admin/guard/events")["events"]
+
+    def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Return the router's own change log, oldest first.
+
+        Args:
+            limit: at most this many of the latest records.
+
+        Returns:
+            The records.
+        """
+        return self.call("GET", f"/admin/changes?limit={limit}")["changes"]

@@ -1,0 +1,45 @@
+"""Names of the registry manifest tags: version tags under the ``modelgate.`` prefix.
+
+The registry writes them at registration and the gates write their verdicts; the router reads
+``SHA256`` (and ``SEMVER``) before it loads a version.
+"""
+
+from __future__ import annotations
+
+PREFIX = "modelgate."
+"""Every modelgate tag starts with this."""
+
+SHA256 = "modelgate.sha256"
+"""Hex sha256 of the registered ``model.onnx``; loaders refuse a file that differs."""
+SOURCE_SHA256 = "modelgate.source_sha256"
+"""Hex sha256 of the artifact as submitted (before any repackaging)."""
+SEMVER = "modelgate.semver"
+"""Semantic version ``MAJOR.MINOR.PATCH`` of the version."""
+SIGNATURE = "modelgate.signature"
+"""JSON of the ONNX input/output signature."""
+APPROVAL_STATE = "modelgate.approval.state"
+"""Human approval state of the version."""
+APPROVAL_BY = "modelgate.approval.by"
+"""Who approved."""
+RESIDENCY = "modelgate.residency"
+"""Data residency region of the version."""
+STATUS = "modelgate.status"
+"""``ready`` once the manifest is complete."""
+REGISTERED_BY = "modelgate.registered_by"
+"""Who registered the version."""
+RUN_ID = "modelgate.airflow_run_id"
+"""The Airflow run that made the change."""
+FEATURE_SPEC = "modelgate.feature_spec"
+"""JSON feature spec used to synthesise test data."""
+MODEL_NAME = "modelgate.model_name"
+"""Registered model name (on MLflow runs)."""
+VERSION = "modelgate.version"
+"""Model version (on MLflow runs)."""
+LINEAGE_PREFIX = "modelgate.lineage."
+"""Prefix of lineage tags (``modelgate.lineage.<field>``)."""
+REGRESSION_PREFIX = "modelgate.regression."
+"""Prefix of the regression gate's tags (verdict, reasons, per-check figures)."""
+CANARY_PREFIX = "modelgate.canary."
+"""Prefix of the canary gate's tags (verdict, stage, lock, ...)."""
+ABTEST_PREFIX = "modelgate.abtest."
+"""Prefix of the A/B analysis' run tags."""
