@@ -165,6 +165,7 @@ class InProcessRouter:
         from router.settings import ApiKey, RouterSettings
 
         tmp.mkdir(parents=True, exist_ok=True)
+        self.state_dir = tmp / "state"
         self.routes_path = tmp / "routes.yaml"
         self.routes_path.write_text(yaml.safe_dump(routes))
         values: dict[str, Any] = {

@@ -1,4 +1,7 @@
-"""Admin API changes routes atomically and logs them; the guard cuts failing or slow variants."""
+"""Admin API changes routes atomically and logs them; the guard cuts failing or slow variants.
+
+In-process against ``create_app`` (no process needed), except the restart test.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from conftest import two_variants
 BODY = {"inputs": [[0.5, -1.0, 2.0, 0.25]]}
 
 
-def test_put_routes_swaps_validates_and_appends_to_the_change_log(router_factory, models):
-    r = router_factory(two_variants(models["a"], models["b"], canary_bp=500))
+def test_put_routes_swaps_validates_and_appends_to_the_change_log(inproc_factory, models):
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=500))
     with r.admin() as a, r.client() as c:
         cur = a.get("/admin/models/churn/routes").json()["routes"]
         new = {
@@ -58,8 +61,8 @@ def test_put_routes_swaps_validates_and_appends_to_the_change_log(router_factory
         assert c.post("/models/fraud/invocations", json=BODY).status_code == 404
 
 
-def test_reload_rereads_the_routes_file(router_factory, models):
-    r = router_factory(two_variants(models["a"], models["b"], canary_bp=500))
+def test_reload_rereads_the_routes_file(inproc_factory, models):
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=500))
     import yaml
 
     r.routes_path.write_text(yaml.safe_dump(two_variants(models["a"], models["c"], canary_bp=1000)))
@@ -83,9 +86,9 @@ def _send_until_cut(r, max_requests: int) -> tuple[int, list[int]]:
     return max_requests, statuses
 
 
-def test_guard_cuts_a_failing_canary_to_zero_and_the_champion_keeps_answering(router_factory, models):
+def test_guard_cuts_a_failing_canary_to_zero_and_the_champion_keeps_answering(inproc_factory, models):
     guard = {"window": 50, "min_requests": 10, "max_error_rate": 0.2}
-    r = router_factory(two_variants(models["a"], models["broken"], canary_bp=3000, guard=guard))
+    r = inproc_factory(two_variants(models["a"], models["broken"], canary_bp=3000, guard=guard))
     n, statuses = _send_until_cut(r, 300)
     # 10 failures are needed; at 30 % canary share that takes ~33 requests; bound it at 100
     assert n <= 100, f"guard did not act within 100 requests ({n})"
@@ -106,9 +109,9 @@ def test_guard_cuts_a_failing_canary_to_zero_and_the_champion_keeps_answering(ro
         assert stats["canary"]["errors_total"] >= 10 and stats["champion"]["errors_total"] == 0
 
 
-def test_guard_cuts_a_variant_slower_than_its_latency_bound(router_factory, models):
+def test_guard_cuts_a_variant_slower_than_its_latency_bound(inproc_factory, models):
     guard = {"window": 40, "min_requests": 10, "max_latency_ms": 0.0001, "max_slow_rate": 0.5}
-    r = router_factory(two_variants(models["a"], models["b"], canary_bp=5000, guard=guard))
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=5000, guard=guard))
     n, statuses = _send_until_cut(r, 200)
     assert n <= 60 and set(statuses) == {200}
     with r.admin() as a:

@@ -66,8 +66,8 @@ def test_salt_reshuffles_units_and_zero_weight_is_never_chosen():
     assert {z.random(i / 1000) for i in range(1000)} == {"champion"}
 
 
-def test_http_split_is_sticky_and_close_to_the_weights(router_factory, models):
-    r = router_factory(two_variants(models["a"], models["b"], canary_bp=3000))
+def test_http_split_is_sticky_and_close_to_the_weights(inproc_factory, models):
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=3000))
     expected = Assigner("churn", "exp-1", [("champion", 7000), ("canary", 3000)])
     body = {"inputs": [[0.1, 0.2, 0.3, 0.4]]}
     seen: dict[str, str] = {}

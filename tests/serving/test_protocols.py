@@ -1,11 +1,14 @@
-"""Both protocols answer what onnxruntime answers; bad input gets a 4xx naming the problem; auth."""
+"""Both protocols answer what onnxruntime answers; bad input gets a 4xx naming the problem; auth.
+
+In-process against ``create_app``; the body-limit test runs a process (chunked upload on the wire).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import ADMIN_TOKEN, PIN_TOKEN, READ_TOKEN, start_router, two_variants
+from conftest import ADMIN_TOKEN, PIN_TOKEN, READ_TOKEN, InProcessRouter, two_variants
 from support import make_logreg_onnx
 
 ROWS = np.array([[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, 3.0], [0.0, 0.1, 0.2, 0.3]], dtype=np.float32)
@@ -24,9 +27,12 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory, models):
-    r = start_router(tmp_path_factory.mktemp("router"), two_variants(models["a"], models["b"], canary_bp=0))
+    """In-process (``create_app``): these tests exercise parsing, protocols and auth, not the process."""
+    r = InProcessRouter(
+        tmp_path_factory.mktemp("router"), two_variants(models["a"], models["b"], canary_bp=0)
+    )
     yield r
-    r.stop()
+    r.close()
 
 
 def test_oip_v2_infer_answers_what_onnxruntime_answers(router, models):

@@ -8,18 +8,18 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 
 from router import __version__
+from router.admin import AdminApi
 from router.auth import KeyRing
-from router.codecs import decode_json, mlflow_feeds, mlflow_response, oip_feeds, oip_response
-from router.dataplane import DataPlane, RouteTable
+from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds, oip_response
+from router.dataplane import DataPlane
 from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
 from router.metrics import render_metrics
 from router.openapi import openapi_document
-from router.routes import load_document, parse_document, parse_model_routes
+from router.statefile import RoutesState
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ class RouterApp:
         self.keys = keys
         self.settings = plane.settings
         self.max_body = plane.settings.max_body_bytes
-        self._admin_lock = asyncio.Lock()
+        self.admin = AdminApi(plane, keys, self._read_body)
+        self.state = RoutesState(plane, self.admin.lock)
         self._poll_task: asyncio.Task[None] | None = None
-        self._state_mtime = 0
         self.http_responses: dict[int, int] = {}
         self.in_flight = 0
         self._openapi = orjson.dumps(openapi_document())
@@ -79,40 +79,15 @@ class RouterApp:
 
     async def startup(self) -> None:
         """Load the routes (persisted state if it derives from the same file), start the writers."""
-        plane = self.plane
-        doc = None
-        origin = None
-        if self.settings.routes is not None:
-            raw = await asyncio.to_thread(_read_bytes, self.settings.routes)
-            from router.dataplane import doc_sha
-
-            origin = doc_sha(raw)
-            doc = await asyncio.to_thread(load_document, self.settings.routes)
-        plane.origin_sha = origin
-        state = _read_state(plane.state_path)
-        fresh = True
-        if state is not None and state.get("origin_sha") == origin and "document" in state:
-            try:
-                doc = parse_document(state["document"])
-                fresh = False
-                self._state_mtime = plane.state_path.stat().st_mtime_ns
-            except RouterError as e:
-                log.warning("ignoring persisted routes state: %s", e.message)
-        if doc is None:
-            doc = parse_document({})
-        table = await asyncio.to_thread(plane.build_table, doc)
-        plane.install(table)
-        if fresh:
-            plane.persist_state()
-            self._state_mtime = plane.state_path.stat().st_mtime_ns
-        plane.start()
+        await self.state.load()
+        self.plane.start()
         # Everything loaded so far (modules, sessions, tables) lives as long as the process: move it out
         # of the collector's reach, so full collections only walk what requests allocate.
         gc.collect()
         gc.freeze()
-        plane.ready = True
-        self._poll_task = asyncio.create_task(self._poll_state())
-        log.info("router ready: models %s (pid %d)", sorted(table.models), os.getpid())
+        self.plane.ready = True
+        self._poll_task = asyncio.create_task(self.state.follow())
+        log.info("router ready: models %s (pid %d)", sorted(self.plane.table.models), os.getpid())
 
     async def shutdown(self) -> None:
         """Stop taking work, finish shadow work, flush events."""
@@ -123,32 +98,6 @@ class RouterApp:
         sink = self.plane.sink
         if sink is not None:
             log.info("events flushed: %d written, %d dropped", sink.written, sink.dropped)
-
-    async def _poll_state(self) -> None:
-        """Follow the shared state file, so that every worker serves what another worker accepted."""
-        plane = self.plane
-        while True:
-            await asyncio.sleep(self.settings.state_poll_seconds)
-            try:
-                mtime = plane.state_path.stat().st_mtime_ns
-            except OSError:
-                continue
-            if mtime == self._state_mtime:
-                continue
-            self._state_mtime = mtime
-            state = _read_state(plane.state_path)
-            if not state or state.get("pid") == os.getpid() or "document" not in state:
-                continue
-            async with self._admin_lock:
-                try:
-                    doc = parse_document(state["document"])
-                    if doc.dump() == plane.table.doc.dump():
-                        continue
-                    table = await asyncio.to_thread(plane.build_table, doc)
-                    plane.install(table)
-                    log.info("followed routes state written by pid %s", state.get("pid"))
-                except RouterError as e:
-                    plane.report_error("routes.follow", "routes:*", e)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -281,10 +230,10 @@ class RouterApp:
         path: str = scope["path"]
         h: dict[bytes, bytes] = dict(scope["headers"])
         if method == "POST" and self.is_score_path(path):
-            body = await self._read_body(receive, _int(h.get(b"content-length")))
+            body = await self._read_body(receive, int_header(h.get(b"content-length")))
             return self._score_path(path, body, h)
         if path.startswith("/admin/"):
-            return await self._admin(method, path, scope, receive, h)
+            return await self.admin.handle(method, path, scope, receive, h)
         if method != "GET" and method != "HEAD":
             if path in _GET_PATHS or path.startswith("/v2/models/"):
                 return (
@@ -370,100 +319,6 @@ class RouterApp:
                     return 200, orjson.dumps({"name": mt.name, "ready": plane.ready}), []
         raise NotFound(f"no such path {path}")
 
-    # ------------------------------------------------------------------ admin
-
-    async def _admin(
-        self, method: str, path: str, scope: Scope, receive: Receive, h: dict[bytes, bytes]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        plane = self.plane
-        auth = h.get(b"authorization")
-        parts = path[len("/admin/") :].rstrip("/").split("/")
-        if method == "GET":
-            self.keys.require(auth, "read")
-            if parts == ["routes"]:
-                return _ok({"revision": plane.table.revision, "document": plane.table.doc.dump()})
-            if len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
-                mt = plane.model_table(parts[1])
-                return _ok({"model": mt.name, "revision": plane.table.revision, "routes": _dump(mt)})
-            if parts == ["stats"]:
-                return _ok({"variants": plane.all_stats()})
-            if parts == ["guard", "events"]:
-                return _ok({"events": plane.guard_events})
-            if parts == ["changes"]:
-                qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-                limit = _int(qs.get("limit", ["1000"])[0].encode(), 1000)
-                return _ok({"changes": plane.changes(max(1, min(limit, 100_000)))})
-            if parts == ["errors"]:
-                return _ok({"errors": plane.load_errors})
-            raise NotFound(f"no such admin path {path}")
-        if method in ("PUT", "POST", "DELETE"):
-            key = self.keys.require(auth, "admin")
-            if method == "PUT" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
-                body = await self._read_body(receive, _int(h.get(b"content-length")))
-                return await self._put_routes(parts[1], body, key.name)
-            if method == "DELETE" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
-                return await self._delete_routes(parts[1], key.name)
-            if method == "POST" and parts == ["reload"]:
-                return await self._reload(key.name)
-            raise NotFound(f"no such admin path {method} {path}")
-        return (
-            405,
-            orjson.dumps({"error": f"{method} is not allowed on {path}", "code": "method_not_allowed"}),
-            [],
-        )
-
-    async def _put_routes(
-        self, name: str, body: bytes, actor: str
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        from router.routes import NAME_PATTERN
-
-        plane = self.plane
-        import re
-
-        if not re.match(NAME_PATTERN, name):
-            raise BadRequest(f"model name {name!r} must match {NAME_PATTERN}")
-        routes = parse_model_routes(decode_json(body), name)
-        async with self._admin_lock:
-            before = _dump(plane.table.models[name]) if name in plane.table.models else None
-            try:
-                mt = await asyncio.to_thread(plane.build_model, name, routes)
-            except RouterError as e:
-                plane.report_error("routes.put", f"routes:{name}", e)
-                raise
-            plane.install(plane.replace_model(name, mt))
-            after = _dump(mt)
-            plane.record_change(actor, "routes.put", f"routes:{name}", before, after)
-        return _ok({"model": name, "revision": plane.table.revision, "routes": after})
-
-    async def _delete_routes(self, name: str, actor: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        plane = self.plane
-        async with self._admin_lock:
-            mt = plane.model_table(name)
-            before = _dump(mt)
-            plane.install(plane.replace_model(name, None))
-            plane.record_change(actor, "routes.delete", f"routes:{name}", before, None)
-        return _ok({"model": name, "revision": plane.table.revision, "deleted": True})
-
-    async def _reload(self, actor: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        plane = self.plane
-        path = self.settings.routes
-        if path is None:
-            raise BadRequest("the router was started without a routes file, so there is nothing to reload")
-        async with self._admin_lock:
-            before = plane.table.doc.dump()
-            try:
-                doc = await asyncio.to_thread(load_document, path)
-                table: RouteTable = await asyncio.to_thread(plane.build_table, doc)
-            except RouterError as e:
-                plane.report_error("routes.reload", "routes:*", e)
-                raise
-            from router.dataplane import doc_sha
-
-            plane.origin_sha = doc_sha(await asyncio.to_thread(_read_bytes, path))
-            plane.install(table)
-            plane.record_change(actor, "routes.reload", "routes:*", before, doc.dump())
-        return _ok({"revision": plane.table.revision, "document": doc.dump()})
-
 
 _TRUE = (b"1", b"true", b"yes")
 
@@ -479,42 +334,6 @@ def _internal(e: Exception, method: Any, path: Any) -> tuple[int, bytes, list[tu
     log.exception("unhandled error on %s %s", method, path, exc_info=e)
     body = orjson.dumps({"error": f"internal error: {type(e).__name__}", "code": "internal"})
     return 500, body, []
-
-
-def _ok(data: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    return 200, orjson.dumps(data), []
-
-
-def _dump(mt: Any) -> dict[str, Any]:
-    return mt.routes.model_dump(mode="json", exclude_none=True)
-
-
-def _int(raw: bytes | None, default: int = 0) -> int:
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        return default
-
-
-def _read_bytes(path: Any) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        from router.errors import RoutesInvalid
-
-        raise RoutesInvalid(f"cannot read routes file {path}: {e.strerror}") from e
-
-
-def _read_state(path: Any) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def create_app(plane: DataPlane, keys: KeyRing) -> RouterApp:

@@ -34,6 +34,24 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest(f"request body is not valid JSON: {e}") from e
 
 
+def int_header(raw: bytes | None, default: int = 0) -> int:
+    """Read an integer header or query value.
+
+    Args:
+        raw: the value, or None.
+        default: what a missing or non-integer value reads as.
+
+    Returns:
+        The integer.
+    """
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return default
+
+
 def _array(name: str, data: Any, dtype: Any) -> np.ndarray:
     try:
         return np.asarray(data, dtype=dtype)
