@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,19 @@ class Settings(BaseSettings):
 
     router_url: str = "http://127.0.0.1:8500"
     """Base URL of the ONNX router."""
+
+    analytics_engine: Literal["duckdb", "spark"] = "duckdb"
+    """Query engine of the event analytics (A/B reduction, canary window): ``duckdb`` runs embedded
+    in the task's process, ``spark`` runs the same SQL on a Spark session (``docs/analytics.md``)."""
+
+    analytics_memory_limit: str = "512MB"
+    """DuckDB's memory limit; beyond it DuckDB spills to ``<home>/analytics-tmp``."""
+
+    analytics_threads: int = 2
+    """DuckDB worker threads."""
+
+    spark_master: str = "local[2]"
+    """Spark master URL when the engine is ``spark`` (``local[N]``, ``spark://host:7077``, ``yarn``)."""
 
     def resolved_audit_db_url(self) -> str:
         """Return the audit database URL, creating the SQLite folder when defaulted."""

@@ -1,8 +1,8 @@
-"""Analysis of one experiment: per-unit rows → per-variant sufficient statistics → tests → decision.
+"""Analysis of one experiment: per-variant sufficient statistics → tests → decision.
 
-:func:`analyse_units` turns a :class:`~include.abtest.reduce.UnitReduction` into the results
-document (JSON-ready): units per variant against the expected weights (SRM), every metric
-compared treatment-versus-control with the engine's :func:`~include.abtest.compare.compare`
+:func:`analyse_window` turns a :class:`~include.abtest.reduce.WindowSums` (the window reduced by
+the analytics engine to per-variant, per-day sums) into the results document (JSON-ready): units
+per variant against the expected weights (SRM), every metric compared treatment-versus-control with the engine's :func:`~include.abtest.compare.compare`
 (CUPED where configured, sequential when on), p-values corrected per family, the cumulative
 effect of the primary metric by day of first exposure, and the decision
 (:mod:`include.abtest.decision`). :func:`analyse_experiment` does the reduction too.
@@ -17,72 +17,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from include.abtest.compare import ComparisonResult, SequentialConfig, compare
 from include.abtest.decision import decide
 from include.abtest.multiple import adjust_p_values
-from include.abtest.reduce import (
-    COVARIATE,
-    EVENT_PREFIX,
-    FIRST_TS,
-    OUTCOME_PREFIX,
-    REQUESTS,
-    VARIANT,
-    UnitReduction,
-    reduce_units,
-)
+from include.abtest.reduce import WindowSums, reduce_window
 from include.abtest.srm import srm_test
 from include.abtest.sufficient import ArmStats, CupedStats, MeanStats, ProportionStats, RatioStats
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from include.abtest.experiment import Experiment, Metric
 
 log = logging.getLogger(__name__)
 
-Vec = npt.NDArray[np.float64]
-DAY_US = 86_400_000_000
 
 
-def _column(table: pa.Table, metric: Metric, name: str) -> Vec:
-    if metric.source == "events":
-        col = REQUESTS if name == REQUESTS else f"{EVENT_PREFIX}{name}"
-    else:
-        col = f"{OUTCOME_PREFIX}{name}"
-    return np.asarray(table.column(col).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def unit_sums(table: pa.Table, metric: Metric, cuped: bool) -> dict[str, Vec]:
-    """Per-unit terms whose sums are the metric's sufficient statistics.
+def stat_fields(metric: Metric, cuped: bool) -> list[str]:
+    """The fields of the metric's statistics class (``n`` first).
 
     Args:
-        table: per-unit rows (one arm, or all arms).
         metric: the metric.
-        cuped: add the pre-period covariate terms.
+        cuped: whether it is CUPED-adjusted.
 
     Returns:
-        Field name of the statistics class → per-unit term (``n`` is all ones).
+        Field names, e.g. ``["n", "sum", "sum_squares"]`` for a mean.
     """
-    ones = np.ones(table.num_rows, dtype=np.float64)
     if metric.type == "ratio":
-        assert metric.numerator and metric.denominator
-        y = _column(table, metric, metric.numerator)
-        x = _column(table, metric, metric.denominator)
-        return {"n": ones, "num_sum": y, "num_sum_squares": y * y, "den_sum": x, "den_sum_squares": x * x,
-                "cross_sum": x * y}  # fmt: skip
-    assert metric.column
-    y = _column(table, metric, metric.column)
-    if metric.type == "proportion":
-        y = (y > 0).astype(np.float64)
+        return ["n", "num_sum", "num_sum_squares", "den_sum", "den_sum_squares", "cross_sum"]
     if cuped:
-        c = np.asarray(table.column(COVARIATE).to_numpy(zero_copy_only=False), dtype=np.float64)
-        return {"n": ones, "sum": y, "sum_squares": y * y, "pre_sum": c, "pre_sum_squares": c * c,
-                "cross_sum": y * c}  # fmt: skip
+        return ["n", "sum", "sum_squares", "pre_sum", "pre_sum_squares", "cross_sum"]
     if metric.type == "proportion":
-        return {"n": ones, "successes": y}
-    return {"n": ones, "sum": y, "sum_squares": y * y}
+        return ["n", "successes"]
+    return ["n", "sum", "sum_squares"]
 
 
 def stats_from_sums(metric: Metric, cuped: bool, sums: dict[str, float]) -> ArmStats:
@@ -108,12 +74,6 @@ def stats_from_sums(metric: Metric, cuped: bool, sums: dict[str, float]) -> ArmS
     return MeanStats(n, sums["sum"], sums["sum_squares"])
 
 
-def _variant_mask(table: pa.Table, name: str) -> npt.NDArray[np.bool_]:
-    import pyarrow.compute as pc
-
-    return np.asarray(pc.equal(table.column(VARIANT), name).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def _json(v: float) -> float | None:
     return None if not math.isfinite(v) else float(v)
 
@@ -133,25 +93,20 @@ def _compare(exp: Experiment, metric: Metric, c: ArmStats, t: ArmStats) -> Compa
     )
 
 
-def _cumulative(exp: Experiment, table: pa.Table, masks: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+def _cumulative(exp: Experiment, sums: WindowSums) -> dict[str, Any]:
     """Cumulative effect of the primary metric by day of first exposure."""
     metric = exp.primary
+    i = exp.metrics.index(metric)
     cuped = metric.name in exp.cuped_metrics
-    start_us = int(exp.start.timestamp() * 1_000_000)
-    days = max(1, math.ceil((min(as_of, exp.end).timestamp() * 1_000_000 - start_us) / DAY_US))
-    ts = np.asarray(table.column(FIRST_TS).cast("int64").to_numpy(zero_copy_only=False), dtype=np.int64)
-    day = np.clip((ts - start_us) // DAY_US, 0, days - 1)
-    per_arm: dict[str, dict[str, Vec]] = {}
-    terms = unit_sums(table, metric, cuped)
-    for name, mask in masks.items():
-        per_arm[name] = {
-            k: np.cumsum(np.bincount(day[mask], weights=v[mask], minlength=days)) for k, v in terms.items()
-        }
+    per_arm = {
+        v: {k: np.cumsum(a) for k, a in fields.items()}
+        for v, fields in sums.metric_sums(i, stat_fields(metric, cuped)).items()
+    }
     control = exp.control_name
     series: dict[str, list[dict[str, Any]]] = {}
     for t in exp.treatments:
         points = []
-        for d in range(days):
+        for d in range(sums.days):
             cs = stats_from_sums(metric, cuped, {k: float(v[d]) for k, v in per_arm[control].items()})
             tstats = stats_from_sums(metric, cuped, {k: float(v[d]) for k, v in per_arm[t.name].items()})
             res = _compare(exp, metric, cs, tstats)
@@ -161,12 +116,12 @@ def _cumulative(exp: Experiment, table: pa.Table, masks: dict[str, Any], as_of: 
     return {"metric": metric.name, "difference": metric.difference, "series": series}
 
 
-def analyse_units(exp: Experiment, reduction: UnitReduction, as_of: datetime | None = None) -> dict[str, Any]:
-    """Analyse per-unit rows of an experiment and decide.
+def analyse_window(exp: Experiment, sums: WindowSums, as_of: datetime | None = None) -> dict[str, Any]:
+    """Analyse the reduced window of an experiment and decide.
 
     Args:
         exp: the experiment.
-        reduction: per-unit rows and exclusion counts (:func:`reduce_units`).
+        sums: per-variant, per-day sums and exclusion counts (:func:`include.abtest.reduce.reduce_window`).
         as_of: when the analysis is made (default now); past ``exp.end`` without a winner
             the experiment stops as inconclusive.
 
@@ -175,9 +130,7 @@ def analyse_units(exp: Experiment, reduction: UnitReduction, as_of: datetime | N
         ``control``, ``variants``, ``counts``, ``srm``, ``metrics``, ``cumulative``, ``decision``.
     """
     as_of = as_of or datetime.now(UTC)
-    table = reduction.table
-    masks = {v.name: _variant_mask(table, v.name) for v in exp.variants}
-    units = {name: int(m.sum()) for name, m in masks.items()}
+    units = {v: round(float(sums.units[k].sum())) for k, v in enumerate(sums.variants)}
     total_w = sum(v.weight for v in exp.variants)
     total_u = sum(units.values())
     variants = [
@@ -199,12 +152,12 @@ def analyse_units(exp: Experiment, reduction: UnitReduction, as_of: datetime | N
                "observed": list(s.observed), "threshold": s.threshold, "mismatch": s.mismatch}  # fmt: skip
 
     metrics: list[dict[str, Any]] = []
-    for m in exp.metrics:
+    for i, m in enumerate(exp.metrics):
         cuped = m.name in exp.cuped_metrics
-        terms = unit_sums(table, m, cuped)
+        per_arm = sums.metric_sums(i, stat_fields(m, cuped))
         arms = {
-            name: stats_from_sums(m, cuped, {k: float(v[mask].sum()) for k, v in terms.items()})
-            for name, mask in masks.items()
+            name: stats_from_sums(m, cuped, {k: float(v.sum()) for k, v in fields.items()})
+            for name, fields in per_arm.items()
         }
         comparisons = []
         for t in exp.treatments:
@@ -222,7 +175,8 @@ def analyse_units(exp: Experiment, reduction: UnitReduction, as_of: datetime | N
         "experiment": exp.id,
         "model": exp.model,
         "as_of": as_of.isoformat(),
-        "window": list(reduction.window),
+        "window": list(sums.window),
+        "engine": sums.engine,
         "control": exp.control_name,
         "alpha": exp.alpha,
         "mde": exp.mde,
@@ -230,10 +184,10 @@ def analyse_units(exp: Experiment, reduction: UnitReduction, as_of: datetime | N
         "sequential": exp.sequential.tuning_parameter if exp.sequential.enabled else None,
         "correction": exp.correction,
         "variants": variants,
-        "counts": dict(reduction.counts),
+        "counts": dict(sums.counts),
         "srm": srm,
         "metrics": metrics,
-        "cumulative": _cumulative(exp, table, masks, as_of) if total_u else None,
+        "cumulative": _cumulative(exp, sums) if total_u else None,
     }
     results["decision"] = decide(exp, results, as_of)
     return results
@@ -273,11 +227,10 @@ def analyse_experiment(
         as_of: end of the window and time of the analysis (default now).
 
     Returns:
-        The results document (see :func:`analyse_units`).
+        The results document (see :func:`analyse_window`).
 
     Raises:
         DataError: events, outcomes or covariates are missing or lack columns.
     """
     as_of = as_of or datetime.now(UTC)
-    reduction = reduce_units(exp, events_root, data_root, as_of)
-    return analyse_units(exp, reduction, as_of)
+    return analyse_window(exp, reduce_window(exp, events_root, data_root, as_of), as_of)

@@ -57,7 +57,7 @@ def decide(exp: Experiment, results: dict[str, Any], as_of: datetime) -> dict[st
 
     Args:
         exp: the experiment.
-        results: the results document of :func:`include.abtest.analysis.analyse_units`
+        results: the results document of :func:`include.abtest.analysis.analyse_window`
             (``variants``, ``srm``, ``metrics``).
         as_of: time of the analysis.
 

@@ -1,19 +1,15 @@
-"""Streaming reduction of router events and outcome records to one row per unit.
+"""Reduction of an experiment's window to per-variant, per-day sums, run by the analytics engine.
 
-The analysis never holds the events in memory. A pyarrow dataset scanner reads the event
-Parquet files of the experiment's window in record batches, with only the columns the
-experiment needs and the partition, time, model and shadow filters pushed into the scan.
-Each batch is grouped by (unit, variant) with pyarrow's hash aggregation; the partial
-per-unit rows are concatenated and re-aggregated ("compacted") whenever they exceed a bound.
-Memory is therefore proportional to the number of units, not the number of events.
+The reduction is one SQL statement (:mod:`include.analytics.abtest_sql`) run by the configured
+engine (DuckDB embedded by default, Spark when ``MODELGATE_ANALYTICS_ENGINE=spark``; see
+``docs/analytics.md``). The engine streams the event files of the window (partition, time, model and
+shadow filters pushed into the scan), aggregates per unit, joins outcomes and covariates, applies the
+exclusions and sums the per-unit terms of every metric's sufficient statistics per variant and per
+day of first exposure. What comes back is a few rows per variant and day, whatever the traffic.
 
-Outcome records keyed by ``unit_id`` are streamed and reduced the same way, then joined to
-the per-unit events. Outcome records keyed by ``request_id`` are read into memory (with
-projection; such labels are usually a sample) and joined to every event batch.
-
-Units are excluded when any of their events lacks consent, when they were seen in more
-than one variant, and (for ``unit: unit_id``) events without a unit id are dropped; the
-counts of everything excluded are reported.
+Units are excluded when any of their events lacks consent, when they were seen in more than one
+variant, or when their variant is not one of the experiment's; for ``unit: unit_id`` events without
+a unit id are dropped. The counts of everything excluded are reported.
 """
 
 from __future__ import annotations
@@ -22,38 +18,23 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from include.abtest.errors import AbTestError
+from include.analytics import abtest_sql
+from include.analytics.engine import AnalyticsError, Engine, Kind, open_engine
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     from include.abtest.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
-BATCH_ROWS = 1 << 20
-"""Rows per scanned record batch."""
-COMPACT_ROWS = 4_000_000
-"""Raw rows buffered before they are aggregated (with the aggregate so far)."""
-
-USE_THREADS = True
-"""Multi-threaded hash aggregation."""
-
-UNIT = "unit"
-VARIANT = "variant"
-VARIANT_CODE = "variant_code"
-VARIANT_CODE_MAX = "variant_code_max"
-FIRST_TS = "first_ts"
-REQUESTS = "requests"
-CONSENT = "consent_all"
-OUTCOME_PREFIX = "o_"
-EVENT_PREFIX = "e_"
-COVARIATE = "covariate"
+_EVENT_BASE = ("ts", "model", "variant", "consent", "shadow")
 
 
 class DataError(AbTestError):
@@ -63,127 +44,45 @@ class DataError(AbTestError):
 
 
 @dataclass
-class UnitReduction:
-    """Per-unit rows of an experiment window and what was excluded on the way.
+class WindowSums:
+    """Per-variant, per-day sums of an experiment window and what was excluded on the way.
 
     Attributes:
-        table: one row per included unit: ``unit``, ``variant``, ``first_ts``,
-            ``requests``, ``e_<col>`` event sums, ``o_<col>`` outcome sums, ``covariate``.
+        variants: the experiment's variant names (the rows of every array).
+        days: days since the start (the columns); a unit counts on the day of its first event.
+        units: analysed units, shape ``(len(variants), days)``.
+        terms: ``m<i>_<field>`` → sums of metric ``i``'s per-unit terms, same shape; the fields
+            are those of the metric's statistics class (``n`` is :attr:`units`).
         counts: ``events`` (non-shadow events of the model in the window),
-            ``events_without_unit``, ``units_seen``, ``units_without_consent``,
-            ``units_in_several_variants``, ``units_unknown_variant``, ``units``,
-            ``outcome_rows``, ``units_without_covariate``.
+            ``events_without_unit``, ``units_seen``, ``units_in_several_variants``,
+            ``units_without_consent``, ``units_unknown_variant``, ``units``, ``outcome_rows``,
+            and ``units_without_covariate`` with CUPED.
         window: ``[start, end)`` of the events, ISO strings.
+        engine: the engine that reduced the window.
     """
 
-    table: pa.Table
+    variants: tuple[str, ...]
+    days: int
+    units: npt.NDArray[np.float64]
+    terms: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     window: tuple[str, str] = ("", "")
+    engine: str = ""
 
+    def metric_sums(self, i: int, fields: list[str]) -> dict[str, dict[str, npt.NDArray[np.float64]]]:
+        """Per variant, the per-day sums of metric ``i``'s fields (``n`` included).
 
-def _ts_scalar(t: datetime) -> Any:
-    import pyarrow as pa
+        Args:
+            i: the metric's index in the experiment.
+            fields: the fields of its statistics class.
 
-    return pa.scalar(t, type=pa.timestamp("us", tz="UTC"))
-
-
-def _dataset(path: Path | str, fmt: str, partitioned: bool) -> ds.Dataset:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p} does not exist")
-    part = None
-    if partitioned:
-        part = ds.partitioning(pa.schema([("date", pa.string()), ("hour", pa.string())]), flavor="hive")
-    try:
-        return ds.dataset(str(p), format=fmt, partitioning=part, exclude_invalid_files=False)
-    except (OSError, ValueError) as e:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
-        raise DataError(f"cannot open {p} as {fmt}: {e}") from e
-
-
-def _require(dataset: ds.Dataset, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in dataset.schema.names]
-    if missing:
-        raise DataError(f"{what} lack columns {missing}; they have {dataset.schema.names}")
-
-
-def _reaggregate(parts: list[pa.Table], keys: list[str], reagg: dict[str, str]) -> pa.Table:
-    import pyarrow as pa
-
-    table = pa.concat_tables(parts, promote_options="none")
-    aggs = [(c, fn) for c, fn in reagg.items()]
-    out = table.group_by(keys, use_threads=USE_THREADS).aggregate(aggs)
-    mapping = {f"{c}_{fn}": c for c, fn in aggs}
-    return out.rename_columns([mapping.get(n, n) for n in out.column_names]).select(keys + list(reagg))
-
-
-class _Accumulator:
-    """Rows waiting to be aggregated, together with the aggregate so far.
-
-    Raw rows (one per event, or per outcome record) are buffered until ``limit`` of them
-    have arrived; then the buffer and the current aggregate are aggregated together in one
-    hash aggregation (every aggregation is a sum, min or max, so raw rows and aggregated rows
-    combine the same way). Memory: at most ``limit`` raw rows plus one row per unit.
-    """
-
-    def __init__(self, keys: list[str], reagg: dict[str, str], limit: int) -> None:
-        self.keys = keys
-        self.reagg = reagg
-        self.limit = limit
-        self.parts: list[pa.Table] = []
-        self.raw_rows = 0
-        self.compactions = 0
-
-    def add(self, part: pa.Table) -> None:
-        self.parts.append(part.select(self.keys + list(self.reagg)))
-        self.raw_rows += part.num_rows
-        if self.raw_rows >= self.limit:
-            self.parts = [_reaggregate(self.parts, self.keys, self.reagg)]
-            self.raw_rows = 0
-            self.compactions += 1
-
-    def result(self) -> pa.Table | None:
-        if not self.parts:
-            return None
-        if self.raw_rows == 0 and len(self.parts) == 1:
-            return self.parts[0]
-        return _reaggregate(self.parts, self.keys, self.reagg)
-
-
-def _event_columns(exp: Experiment) -> list[str]:
-    cols: list[str] = []
-    for m in exp.metrics:
-        if m.source == "events":
-            cols.extend(c for c in m.columns if c not in cols and c != REQUESTS)
-    return cols
-
-
-def _outcome_columns(exp: Experiment) -> list[str]:
-    cols: list[str] = []
-    for m in exp.metrics:
-        if m.source == "outcomes":
-            cols.extend(c for c in m.columns if c not in cols)
-    return cols
-
-
-def _request_outcomes(exp: Experiment, data_root: Path, end: datetime) -> tuple[pa.Table, int]:
-    """Outcomes keyed by request id, summed per request, in memory."""
-    import pyarrow.compute as pc
-
-    assert exp.outcomes is not None
-    cols = _outcome_columns(exp)
-    dset = _dataset(_resolve(exp.outcomes.path, data_root), exp.outcomes.format, False)
-    _require(dset, ["request_id", *cols], f"outcome records {exp.outcomes.path}")
-    flt = pc.field("ts") < _ts_scalar(end) if "ts" in dset.schema.names else None
-    table = _as_float(dset.to_table(columns=["request_id", *cols], filter=flt), cols)
-    rows = table.num_rows
-    summed = table.group_by(["request_id"]).aggregate([(c, "sum") for c in cols])
-    summed = summed.rename_columns(
-        [n if n == "request_id" else f"{OUTCOME_PREFIX}{n.removesuffix('_sum')}" for n in summed.column_names]
-    )
-    return summed, rows
+        Returns:
+            variant → field → per-day sums.
+        """
+        return {
+            v: {f: self.units[k] if f == "n" else self.terms[f"m{i}_{f}"][k] for f in fields}
+            for k, v in enumerate(self.variants)
+        }
 
 
 def _resolve(path: str, data_root: Path) -> Path:
@@ -191,281 +90,134 @@ def _resolve(path: str, data_root: Path) -> Path:
     return p if p.is_absolute() else data_root / p
 
 
-def _event_batches(
-    exp: Experiment,
-    events_root: Path | str,
-    start: datetime,
-    end: datetime,
-    columns: list[str],
-    batch_rows: int,
-) -> Any:
-    import pyarrow.compute as pc
-
-    dset = _dataset(events_root, "parquet", partitioned=True)
-    if not dset.files:
-        log.info("no event files under %s yet", events_root)
-        return iter(())
-    base = ["ts", "model", "variant", "consent", "shadow", exp.unit]
-    _require(dset, [c for c in base if c != exp.unit] + [exp.unit], f"events under {events_root}")
-    flt = (
-        (pc.field("date") >= f"{start:%Y-%m-%d}")
-        & (pc.field("date") <= f"{end:%Y-%m-%d}")
-        & (pc.field("ts") >= _ts_scalar(start))
-        & (pc.field("ts") < _ts_scalar(end))
-        & (pc.field("model") == exp.model)
-        & (pc.field("shadow") == False)  # noqa: E712 (a pyarrow expression, not a Python bool)
-    )
-    scanner = dset.scanner(columns=columns, filter=flt, batch_size=batch_rows, use_threads=True)
-    return scanner.to_batches()
+def _require(have: dict[str, Kind], needed: list[str], what: str) -> None:
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise DataError(f"{what} lack columns {missing}; they have {list(have)}")
 
 
-def reduce_units(
+def _numeric(have: dict[str, Kind], cols: tuple[str, ...], what: str) -> None:
+    for c in cols:
+        if have[c] not in ("number", "bool"):
+            raise DataError(f"{what} column {c!r} is not numeric ({have[c]})")
+
+
+def _inputs(exp: Experiment, engine: Engine, events_root: str, data_root: Path) -> abtest_sql.Inputs:
+    ev_cols = abtest_sql.event_columns(exp)
+    out_cols = abtest_sql.outcome_columns(exp)
+    needed = [*_EVENT_BASE, exp.unit] + [c for c in ("latency_ms", "score") if c in ev_cols]
+    needed += ["status"] if "error" in ev_cols else []
+    by_request = exp.outcomes is not None and exp.outcomes.key == "request_id" and bool(out_cols)
+    needed += ["request_id"] if by_request else []
+    _require(engine.columns("events"), list(dict.fromkeys(needed)), f"events under {events_root}")
+    has_ts = False
+    if exp.outcomes is not None and out_cols:
+        engine.register_table("outcomes", str(_resolve(exp.outcomes.path, data_root)), exp.outcomes.format)
+        have = engine.columns("outcomes")
+        _require(have, [exp.outcomes.key if by_request else "unit_id", *out_cols],
+                 f"outcome records {exp.outcomes.path}")  # fmt: skip
+        _numeric(have, out_cols, "outcome")
+        has_ts = "ts" in have
+    if exp.cuped is not None:
+        engine.register_table("covariates", str(_resolve(exp.cuped.path, data_root)), exp.cuped.format)
+        have = engine.columns("covariates")
+        _require(have, ["unit_id", exp.cuped.column], f"covariates {exp.cuped.path}")
+        _numeric(have, (exp.cuped.column,), "covariate")
+        repeats = engine.query(abtest_sql.covariate_repeats_sql()).column(0).to_pylist()
+        if repeats:
+            raise DataError(
+                f"covariates {exp.cuped.path}: unit_id repeats ({repeats}); one pre-period value per unit"
+            )
+    return abtest_sql.Inputs(ev_cols, out_cols if exp.outcomes is not None else (), by_request, has_ts,
+                             exp.cuped is not None)  # fmt: skip
+
+
+def _sums(
+    exp: Experiment, rows: pa.Table | None, days: int
+) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, int]]:
+    """Scatter the result rows into ``(variant, day)`` arrays and count the exclusions."""
+    nv = len(exp.variants)
+    aliases = [a for i, m in enumerate(exp.metrics)
+               for a, _ in abtest_sql.metric_terms(i, m, m.name in exp.cuped_metrics)]  # fmt: skip
+    arrays = {a: np.zeros((nv, days)) for a in ["units", *aliases]}
+    by_class = dict.fromkeys(abtest_sql.CLASSES, 0)
+    req = dict.fromkeys(abtest_sql.CLASSES, 0)
+    cov_missing = 0
+    if rows is not None and rows.num_rows:
+        d = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names if c != "class"}
+        cls = rows.column("class").to_pylist()  # a few rows per variant and day
+        for r, name in enumerate(cls):
+            by_class[name] += int(d["units"][r])
+            req[name] += int(d["requests"][r])
+            if name != "ok":
+                continue
+            cov_missing += int(d["cov_missing"][r])
+            k, day = int(d["vcode"][r]), int(d["day"][r])
+            for a in arrays:
+                v = d[a][r]
+                arrays[a][k, day] += 0.0 if v is None else float(v)
+    counts = {
+        "events": sum(req.values()),
+        "events_without_unit": req["no_unit"],
+        "units_seen": sum(v for k, v in by_class.items() if k != "no_unit"),
+        "units_in_several_variants": by_class["several"],
+        "units_without_consent": by_class["no_consent"],
+        "units_unknown_variant": by_class["unknown"],
+        "units": by_class["ok"],
+    }
+    if exp.cuped is not None:
+        counts["units_without_covariate"] = cov_missing
+    return arrays, counts
+
+
+def reduce_window(
     exp: Experiment,
     events_root: Path | str,
     data_root: Path | str,
     end: datetime,
     *,
-    batch_rows: int = BATCH_ROWS,
-    compact_rows: int = COMPACT_ROWS,
-) -> UnitReduction:
-    """Reduce the experiment's events (and outcomes, covariates) to one row per unit.
+    engine: str | None = None,
+) -> WindowSums:
+    """Reduce the experiment's events (and outcomes, covariates) to per-variant, per-day sums.
 
     Args:
         exp: the experiment.
-        events_root: root of the router's event files (``date=.../hour=.../*.parquet``).
+        events_root: root of the router's event files (``date=.../hour=.../*.parquet``), a folder or URL.
         data_root: folder that relative outcome and covariate paths are resolved against.
-        end: end of the window (exclusive, UTC); the window starts at ``exp.start`` and
-            never extends past ``exp.end``.
-        batch_rows: rows per scanned batch.
-        compact_rows: partial rows kept before re-aggregation (bounds memory with the units).
+        end: end of the window (exclusive, UTC); the window starts at ``exp.start`` and never
+            extends past ``exp.end``.
+        engine: ``duckdb`` or ``spark``; None reads ``MODELGATE_ANALYTICS_ENGINE``.
 
     Returns:
-        The per-unit table and the exclusion counts.
+        The sums and the exclusion counts.
 
     Raises:
-        DataError: the events or outcomes are missing or lack a needed column.
+        DataError: the events, outcomes or covariates are missing, lack a needed column or cannot be read.
     """
-
-    import pyarrow as pa
-
-    start = exp.start
     end = min(end, exp.end)
     data_root = Path(data_root)
-    ev_cols = _event_columns(exp)
-    unit_col = exp.unit
-    by_request = exp.outcomes is not None and exp.outcomes.key == "request_id" and bool(_outcome_columns(exp))
-    req_outcomes, outcome_rows = (None, 0)
-    if by_request:
-        req_outcomes, outcome_rows = _request_outcomes(exp, data_root, end)
-    scan_cols = list(dict.fromkeys(["ts", "variant", "consent", unit_col]))
-    scan_cols += [c for c in ("latency_ms", "score") if c in ev_cols]
-    if "error" in ev_cols:
-        scan_cols.append("status")
-    if by_request and "request_id" not in scan_cols:
-        scan_cols.append("request_id")
-    out_cols = [f"{OUTCOME_PREFIX}{c}" for c in _outcome_columns(exp)] if by_request else []
-    ev_sum_cols = [f"{EVENT_PREFIX}{c}" for c in ev_cols]
-
-    reagg: dict[str, str] = {VARIANT_CODE: "min", VARIANT_CODE_MAX: "max", FIRST_TS: "min", REQUESTS: "sum",
-                             CONSENT: "min"}  # fmt: skip
-    reagg.update({c: "sum" for c in ev_sum_cols + out_cols})
-    acc = _Accumulator([UNIT], reagg, compact_rows)
-    names = pa.array([v.name for v in exp.variants], pa.string())
-    events = 0
-    without_unit = 0
-    pending: list[Any] = []
-    pending_rows = 0
-
-    def flush() -> None:
-        nonlocal without_unit, pending_rows
-        rows, nulls = _event_rows(
-            pa.Table.from_batches(pending), unit_col, names, ev_cols, req_outcomes, out_cols
-        )
-        without_unit += nulls
-        acc.add(rows)
-        pending.clear()
-        pending_rows = 0
-
-    # Router files are small (one per flush); coalesce their batches.
-    for batch in _event_batches(exp, events_root, start, end, scan_cols, batch_rows):
-        if batch.num_rows == 0:
-            continue
-        events += batch.num_rows
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows >= batch_rows:
-            flush()
-    if pending:
-        flush()
-
-    table = acc.result()
-    if table is None:
-        table = _empty_units(ev_sum_cols + out_cols)
-    counts = {"events": events, "events_without_unit": without_unit, "aggregations": acc.compactions + 1}
-    table, counts = _exclude(table, names, counts)
-    if exp.outcomes is not None and not by_request and _outcome_columns(exp):
-        table, outcome_rows = _join_unit_outcomes(exp, table, data_root, end, batch_rows, compact_rows)
+    days = abtest_sql.days(exp, end)
+    try:
+        with open_engine(engine) as eng:
+            name = eng.name
+            rows = None
+            outcome_rows = 0
+            has_events = eng.register_events(str(events_root))
+            if not has_events:
+                log.info("no event files under %s yet", events_root)
+            if has_events:
+                inputs = _inputs(exp, eng, str(events_root), data_root)
+                rows = eng.query(abtest_sql.reduction_sql(exp, end, inputs))
+                if inputs.outcome_columns:
+                    sql = abtest_sql.outcome_rows_sql(end, inputs.outcomes_have_ts)
+                    outcome_rows = int(eng.query(sql).column(0)[0].as_py())
+    except AnalyticsError as e:
+        raise DataError(str(e)) from e
+    arrays, counts = _sums(exp, rows, days)
     counts["outcome_rows"] = outcome_rows
-    if exp.cuped is not None:
-        table, missing = _join_covariate(exp, table, data_root)
-        counts["units_without_covariate"] = missing
-    log.info("experiment %s: %s", exp.id, counts)
-    return UnitReduction(table=table, counts=counts, window=(start.isoformat(), end.isoformat()))
-
-
-def _event_rows(
-    t: pa.Table,
-    unit_col: str,
-    names: pa.Array,
-    ev_cols: list[str],
-    req_outcomes: pa.Table | None,
-    out_cols: list[str],
-) -> tuple[pa.Table, int]:
-    """One row per event in the aggregation's columns; returns them and the events without unit.
-
-    The variant becomes its index in the experiment's variants (``len(variants)`` when
-    unknown): its min and max per unit are cheap integer aggregations, and they differ for a
-    unit seen in several variants, so a single string key (the unit) is hashed.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    unit = t.column(unit_col)
-    nulls = int(unit.null_count)
-    if nulls:
-        t = t.filter(pc.is_valid(unit))
-    code = pc.fill_null(pc.index_in(t.column("variant"), value_set=names), len(names))
-    cols: dict[str, Any] = {
-        UNIT: t.column(unit_col),
-        VARIANT_CODE: code,
-        VARIANT_CODE_MAX: code,
-        FIRST_TS: t.column("ts"),
-        REQUESTS: pa.array(np.ones(t.num_rows, dtype=np.int64)),
-        CONSENT: pc.cast(t.column("consent"), pa.int8()),
-    }
-    for c in ev_cols:
-        if c == "error":
-            cols[f"{EVENT_PREFIX}error"] = pc.cast(pc.not_equal(t.column("status"), 200), pa.float64())
-        else:
-            cols[f"{EVENT_PREFIX}{c}"] = pc.fill_null(t.column(c), 0.0)
-    if req_outcomes is not None:
-        cols["request_id"] = t.column("request_id")
-    rows = pa.table(cols)
-    if req_outcomes is not None:
-        rows = rows.join(req_outcomes, "request_id", join_type="left outer", use_threads=True)
-        rows = rows.drop_columns(["request_id"])
-        for c in out_cols:
-            rows = rows.set_column(rows.schema.get_field_index(c), c, pc.fill_null(rows.column(c), 0.0))
-    return rows, nulls
-
-
-def _empty_units(sum_cols: list[str]) -> pa.Table:
-    import pyarrow as pa
-
-    fields = [
-        (UNIT, pa.string()),
-        (VARIANT_CODE, pa.int32()),
-        (VARIANT_CODE_MAX, pa.int32()),
-        (FIRST_TS, pa.timestamp("us", tz="UTC")),
-        (CONSENT, pa.int8()),
-        (REQUESTS, pa.int64()),
-    ]
-    fields += [(c, pa.float64()) for c in sum_cols]
-    return pa.schema(fields).empty_table()
-
-
-def _exclude(table: pa.Table, names: pa.Array, counts: dict[str, int]) -> tuple[pa.Table, dict[str, int]]:
-    """Drop units seen in several variants, units without consent and unknown variants."""
-    import pyarrow.compute as pc
-
-    def count(mask: Any) -> int:
-        return int(pc.sum(mask).as_py() or 0) if table.num_rows else 0
-
-    counts["units_seen"] = table.num_rows
-    single = pc.equal(table.column(VARIANT_CODE), table.column(VARIANT_CODE_MAX))
-    counts["units_in_several_variants"] = table.num_rows - count(single)
-    table = table.filter(single)
-    consent = pc.equal(table.column(CONSENT), 1)
-    counts["units_without_consent"] = table.num_rows - count(consent)
-    table = table.filter(consent)
-    known = pc.less(table.column(VARIANT_CODE), len(names))
-    counts["units_unknown_variant"] = table.num_rows - count(known)
-    table = table.filter(known)
-    variant = names.take(table.column(VARIANT_CODE))
-    table = table.drop_columns([VARIANT_CODE, VARIANT_CODE_MAX]).add_column(1, VARIANT, variant)
-    counts["units"] = table.num_rows
-    return table, counts
-
-
-def _join_unit_outcomes(
-    exp: Experiment, table: pa.Table, data_root: Path, end: datetime, batch_rows: int, compact_rows: int
-) -> tuple[pa.Table, int]:
-    import pyarrow.compute as pc
-
-    assert exp.outcomes is not None
-    cols = _outcome_columns(exp)
-    dset = _dataset(_resolve(exp.outcomes.path, data_root), exp.outcomes.format, False)
-    _require(dset, ["unit_id", *cols], f"outcome records {exp.outcomes.path}")
-    flt = pc.field("ts") < _ts_scalar(end) if "ts" in dset.schema.names else None
-    acc = _Accumulator(["unit_id"], {c: "sum" for c in cols}, compact_rows)
-    rows = 0
-    for batch in dset.scanner(columns=["unit_id", *cols], filter=flt, batch_size=batch_rows).to_batches():
-        if batch.num_rows == 0:
-            continue
-        rows += batch.num_rows
-        acc.add(_as_float(_table(batch), cols))
-    summed = acc.result()
-    names = [f"{OUTCOME_PREFIX}{c}" for c in cols]
-    if summed is None:
-        import pyarrow as pa
-
-        for n in names:
-            table = table.append_column(n, pa.array([0.0] * table.num_rows, pa.float64()))
-        return table, 0
-    summed = summed.rename_columns(
-        ["unit_id" if n == "unit_id" else f"{OUTCOME_PREFIX}{n}" for n in summed.column_names]
-    )
-    joined = table.join(summed, UNIT, "unit_id", join_type="left outer", use_threads=True)
-    for n in names:
-        joined = joined.set_column(joined.schema.get_field_index(n), n, pc.fill_null(joined.column(n), 0))
-    return joined, rows
-
-
-def _as_float(table: pa.Table, cols: list[str]) -> pa.Table:
-    """Cast outcome columns (bool, int or float) to float64 so their sums never overflow or fail."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for c in cols:
-        i = table.schema.get_field_index(c)
-        if table.schema.field(i).type != pa.float64():
-            try:
-                table = table.set_column(i, c, pc.cast(table.column(c), pa.float64()))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise DataError(f"outcome column {c!r} is not numeric ({table.schema.field(i).type})") from e
-    return table
-
-
-def _table(batch: Any) -> pa.Table:
-    import pyarrow as pa
-
-    return pa.Table.from_batches([batch])
-
-
-def _join_covariate(exp: Experiment, table: pa.Table, data_root: Path) -> tuple[pa.Table, int]:
-    import pyarrow.compute as pc
-
-    assert exp.cuped is not None
-    dset = _dataset(_resolve(exp.cuped.path, data_root), exp.cuped.format, False)
-    _require(dset, ["unit_id", exp.cuped.column], f"covariates {exp.cuped.path}")
-    cov = dset.to_table(columns=["unit_id", exp.cuped.column])
-    cov = cov.rename_columns(["unit_id", COVARIATE])
-    cov = cov.set_column(1, COVARIATE, pc.cast(cov.column(COVARIATE), "float64"))
-    joined = table.join(cov, UNIT, "unit_id", join_type="left outer", use_threads=True)
-    if joined.num_rows != table.num_rows:  # a repeated unit id multiplies rows in the join
-        raise DataError(f"covariates {exp.cuped.path}: unit_id repeats; one pre-period value per unit")
-    missing = joined.column(COVARIATE).null_count
-    joined = joined.set_column(
-        joined.schema.get_field_index(COVARIATE), COVARIATE, pc.fill_null(joined.column(COVARIATE), 0.0)
-    )
-    return joined, int(missing)
+    log.info("experiment %s (%s): %s", exp.id, name, counts)
+    units = arrays.pop("units")
+    return WindowSums(
+        variants=tuple(v.name for v in exp.variants), days=days, units=units, terms=arrays, counts=counts,
+        window=(exp.start.isoformat(), end.isoformat()), engine=name,
+    )  # fmt: skip

@@ -122,7 +122,7 @@ def render_html(results: dict[str, Any]) -> str:
     """Render the self-contained HTML report of one analysis.
 
     Args:
-        results: the results document of :func:`include.abtest.analysis.analyse_units`.
+        results: the results document of :func:`include.abtest.analysis.analyse_window`.
 
     Returns:
         The HTML page (plots embedded as base64 PNG).

@@ -1,8 +1,10 @@
 """Read the router's prediction events for a time window and turn them into judge samples.
 
-Events are Parquet files under ``<root>/date=YYYY-MM-DD/hour=HH/`` (``docs/events.md``); only the
-hour folders the window touches are listed, and rows are filtered by model, time and ``shadow``.
-The root is a local folder or a URL pyarrow understands (``s3://``, ``gs://``...).
+Events are Parquet files under ``<root>/date=YYYY-MM-DD/hour=HH/`` (``docs/events.md``). The
+analytics engine (``MODELGATE_ANALYTICS_ENGINE``: DuckDB by default, or Spark; ``docs/analytics.md``)
+reads only the hour folders the window touches and filters rows by model, time and ``shadow``
+(:mod:`include.analytics.canary_sql`); the judge gets numpy arrays of the projected columns. The
+root is a local folder or a URL pyarrow understands (``s3://``, ``gs://``...).
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import numpy as np
 from include.canary.errors import CanaryError
 
 log = logging.getLogger(__name__)
-
-COLUMNS = ["ts", "model", "variant", "model_version", "status", "latency_ms", "score", "shadow"]
 
 
 def events_root() -> str:
@@ -45,57 +45,41 @@ def _hours(start: datetime, end: datetime) -> list[str]:
     return out
 
 
-def _list_files(root: str, start: datetime, end: datetime) -> tuple[Any, list[str]]:
-    from pyarrow import fs as pafs
-
-    if "://" in root and not root.startswith("file://"):
-        filesystem, base = pafs.FileSystem.from_uri(root)
-    else:
-        filesystem, base = pafs.LocalFileSystem(), str(Path(root.removeprefix("file://")).resolve())
-    files: list[str] = []
-    for part in _hours(start, end):
-        sel = pafs.FileSelector(f"{base.rstrip('/')}/{part}", allow_not_found=True)
-        for info in filesystem.get_file_info(sel):
-            name = info.base_name
-            if info.type == pafs.FileType.File and name.endswith(".parquet") and not name.startswith("."):
-                files.append(info.path)
-    return filesystem, sorted(files)
-
-
 def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
     """Return the primary (non-shadow) events of ``model`` with ``start <= ts < end``.
 
     Args:
-        root: the events root.
+        root: the events root (a missing folder is an empty window).
         model: the model name.
         start: window start (timezone-aware).
         end: window end (timezone-aware).
 
     Returns:
-        A ``pyarrow.Table`` with columns :data:`COLUMNS` (possibly empty).
+        A ``pyarrow.Table`` with columns :data:`include.analytics.canary_sql.COLUMNS` in time order
+        (possibly empty).
 
     Raises:
         CanaryError: the window is invalid or the files cannot be read.
     """
     import pyarrow as pa
-    import pyarrow.dataset as ds
+
+    from include.analytics import canary_sql
+    from include.analytics.engine import AnalyticsError, open_engine
 
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise CanaryError(f"invalid event window {start} .. {end}: need timezone-aware start < end")
+    local = "://" not in root or root.startswith("file://")
+    empty = pa.table({c: pa.array([], type=pa.null()) for c in canary_sql.COLUMNS})
+    if local and not Path(root.removeprefix("file://")).exists():
+        log.info("no events root %s yet", root)
+        return empty
     try:
-        filesystem, files = _list_files(root, start, end)
-        if not files:
-            log.info("no event files for %s in %s .. %s under %s", model, start, end, root)
-            return pa.table({c: pa.array([], type=pa.null()) for c in COLUMNS})
-        dataset = ds.dataset(files, format="parquet", filesystem=filesystem)
-        flt = (
-            (ds.field("model") == model)
-            & (ds.field("shadow") == False)  # noqa: E712 - a pyarrow expression, not a Python comparison
-            & (ds.field("ts") >= pa.scalar(start.astimezone(UTC), type=pa.timestamp("us", tz="UTC")))
-            & (ds.field("ts") < pa.scalar(end.astimezone(UTC), type=pa.timestamp("us", tz="UTC")))
-        )
-        return dataset.to_table(columns=COLUMNS, filter=flt)
-    except (OSError, pa.ArrowException) as e:
+        with open_engine() as engine:
+            if not engine.register_events(root, _hours(start, end)):
+                log.info("no event files for %s in %s .. %s under %s", model, start, end, root)
+                return empty
+            return engine.query(canary_sql.window_sql(model, start, end))
+    except AnalyticsError as e:
         raise CanaryError(f"cannot read router events under {root}: {e}") from e
 
 
@@ -113,17 +97,17 @@ def samples(table: Any, variant: str, version: str | None = None) -> dict[str, n
     """
     if table.num_rows == 0:
         return {"error_rate": np.array([]), "latency_ms": np.array([]), "score": np.array([])}
-    variants = np.asarray(table.column("variant").to_pylist(), dtype=object)
-    mask = variants == variant
+    import pyarrow.compute as pc
+
+    mask = pc.equal(table.column("variant"), variant)
     if version is not None:
-        mask &= np.asarray(table.column("model_version").to_pylist(), dtype=object) == str(version)
-    status = np.asarray(table.column("status").to_numpy(zero_copy_only=False))[mask]
-    latency = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=np.float64)[mask]
-    score = np.asarray(
-        [np.nan if s is None else s for s in table.column("score").to_pylist()], dtype=np.float64
-    )[mask]
+        mask = pc.and_(mask, pc.equal(table.column("model_version"), str(version)))
+    side = table.filter(mask)
+    status = side.column("status").to_numpy(zero_copy_only=False)
+    ok = pc.equal(side.column("status"), 200)
+    score = side.filter(ok).column("score").cast("float64").fill_null(np.nan).to_numpy(zero_copy_only=False)
     return {
         "error_rate": (status != 200).astype(np.float64),
-        "latency_ms": latency,
-        "score": score[status == 200],
+        "latency_ms": np.asarray(side.column("latency_ms").to_numpy(zero_copy_only=False), dtype=np.float64),
+        "score": np.asarray(score, dtype=np.float64),
     }

@@ -1,0 +1,36 @@
+"""The canary judge's window as SQL: the primary events of one model in ``[start, end)``.
+
+Only the columns the judge reads come back (``variant``, ``model_version``, ``status``,
+``latency_ms``, ``score``), filtered by date partition, time, model and ``shadow`` in the engine,
+in time order. The judge's rank test (Mann-Whitney U) and quantiles need the samples themselves, so
+the window is filtered and projected here, not summed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from include.analytics.engine import literal, micros
+
+COLUMNS = ("variant", "model_version", "status", "latency_ms", "score")
+"""The columns of the window."""
+
+
+def window_sql(model: str, start: datetime, end: datetime) -> str:
+    """Select the primary events of ``model`` with ``start <= ts < end``.
+
+    Args:
+        model: the model name.
+        start: window start (timezone-aware).
+        end: window end (timezone-aware).
+
+    Returns:
+        One SQL statement over the view ``events``.
+    """
+    return (
+        f"SELECT {', '.join(COLUMNS)} FROM events"
+        f" WHERE date >= '{start:%Y-%m-%d}' AND date <= '{end:%Y-%m-%d}'"
+        f" AND unix_micros(ts) >= {micros(start)} AND unix_micros(ts) < {micros(end)}"
+        f" AND model = {literal(model, 'model')} AND NOT shadow"
+        " ORDER BY ts, request_id"
+    )

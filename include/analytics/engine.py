@@ -1,0 +1,153 @@
+"""The analytics engine interface and its selection (one setting: ``MODELGATE_ANALYTICS_ENGINE``).
+
+An engine registers the event files and other tables as views, and runs SQL whose result is small
+(aggregates), returned as a ``pyarrow.Table``. The SQL itself lives in the ``*_sql`` modules and is
+the same for every engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from include.errors import ModelgateError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+EngineName = Literal["duckdb", "spark"]
+Kind = Literal["number", "bool", "string", "timestamp", "other"]
+
+DAY_US = 86_400_000_000
+"""Microseconds per day."""
+
+_SAFE = re.compile(r"[^'\\\x00]*")
+
+
+class AnalyticsError(ModelgateError):
+    """Raised when event data cannot be analysed: missing files or columns, bad values, engine failure."""
+
+    code = "analytics_error"
+
+
+class Engine(Protocol):
+    """What a query engine offers the reductions."""
+
+    name: str
+
+    def register_events(self, root: str, hours: list[str] | None = None) -> bool:
+        """Register the event files under ``root`` as view ``events`` (with ``date`` and ``hour``).
+
+        Args:
+            root: the events root (local folder or URL).
+            hours: only these partition folders (``date=YYYY-MM-DD/hour=HH``); None for all.
+
+        Returns:
+            False when there is no event file (the view is then not registered).
+
+        Raises:
+            AnalyticsError: the root does not exist or cannot be read.
+        """
+        ...
+
+    def register_table(self, name: str, path: str, fmt: str) -> None:
+        """Register a Parquet file or folder, or a CSV file, as view ``name``.
+
+        Raises:
+            AnalyticsError: the path does not exist or cannot be read as ``fmt``.
+        """
+        ...
+
+    def columns(self, view: str) -> dict[str, Kind]:
+        """Column name → kind of a registered view."""
+        ...
+
+    def query(self, sql: str) -> pa.Table:
+        """Run SQL and return its (small) result.
+
+        Raises:
+            AnalyticsError: the engine failed; the message carries its error.
+        """
+        ...
+
+    def close(self) -> None:
+        """Drop the views and release the connection."""
+        ...
+
+
+def literal(value: str, what: str) -> str:
+    """Quote a string for the SQL of every engine (single quotes; quotes and backslashes refused).
+
+    Args:
+        value: the string.
+        what: what it is, for the message.
+
+    Returns:
+        The SQL literal.
+
+    Raises:
+        AnalyticsError: the string holds a quote, a backslash or a NUL.
+    """
+    if not _SAFE.fullmatch(value):
+        raise AnalyticsError(f"{what} {value!r} holds a quote, backslash or NUL; not usable in a query")
+    return f"'{value}'"
+
+
+def micros(t: datetime) -> int:
+    """Microseconds since the epoch of a timezone-aware time (naive times are taken as UTC)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def engine_name() -> EngineName:
+    """Return the configured engine (``MODELGATE_ANALYTICS_ENGINE``, default ``duckdb``)."""
+    from include.config import get_settings
+
+    return get_settings().analytics_engine
+
+
+@contextmanager
+def open_engine(name: str | None = None) -> Iterator[Engine]:
+    """Open the configured (or named) engine for one analysis, and close it afterwards.
+
+    Args:
+        name: ``duckdb`` or ``spark``; None reads the setting.
+
+    Yields:
+        The engine.
+
+    Raises:
+        AnalyticsError: an unknown engine name.
+    """
+    from include.config import get_settings
+
+    settings = get_settings()
+    chosen = name or settings.analytics_engine
+    engine: Engine
+    if chosen == "duckdb":
+        from include.analytics.duck import DuckDBEngine
+
+        engine = DuckDBEngine(
+            memory_limit=settings.analytics_memory_limit,
+            threads=settings.analytics_threads,
+            temp_dir=settings.home / "analytics-tmp",
+        )
+    elif chosen == "spark":
+        from include.analytics.spark import SparkEngine
+
+        engine = SparkEngine(master=settings.spark_master)
+    else:
+        raise AnalyticsError(f"unknown analytics engine {chosen!r}; known: duckdb, spark")
+    log.debug("analytics engine %s", engine.name)
+    try:
+        yield engine
+    finally:
+        engine.close()
