@@ -81,7 +81,7 @@ def test_a_canary_window_on_duckdb_has_the_judges_columns(tmp_path: Path) -> Non
     t0 = datetime(2026, 3, 1, 9, 59, 58, tzinfo=UTC)
     d = tmp_path / "date=2026-03-01" / "hour=09"
     d.mkdir(parents=True)
-    from include.abtest.generate import event_schema
+    from modelgate_contracts.events import event_schema
 
     rows = [
         {"ts": t0 + timedelta(seconds=i), "request_id": f"r{i}", "model": "churn", "variant": v,
