@@ -21,7 +21,8 @@ from typing import IO
 
 import orjson
 
-from router.events import FRAME, WRITER_NICE, ParquetBatchWriter
+from router.events import FRAME, WRITER_NICE
+from router.parquetsink import ParquetBatchWriter
 
 log = logging.getLogger(__name__)
 
