@@ -14,22 +14,25 @@ DOC = """
 ### model_registration
 
 Registers an ONNX model in the MLflow registry with a **manifest** (version tags under
-`modelgate.`: sha256, semver, signature, lineage, approval state, residency) and an audit record.
+`modelgate.`: sha256, semver, signature, lineage, approval state, residency) and audit records.
 
 Trigger it from the UI (form below) or from CI (`modelgate trigger model_registration --conf ...`).
+The actor recorded everywhere is the authenticated user who triggered the run, never a conf field.
 
-1. **validate_conf** : model name, artifact URI, optional lineage / semver / residency.
-2. **fetch_artifact** : copy the file into the run's staging folder.
-3. **validate_model** : ONNX checker, loads in onnxruntime, typed input/output signature, size limit.
-4. **hash_artifact** : sha256 of the staged file.
-5. **register_version** : one MLflow version carrying the whole manifest; the same sha256 again
-   returns the existing version.
-6. **assign_alias** : `challenger`; the first version of a model becomes `champion` directly.
-7. **audit** : append the outcome to the hash-chained audit log.
-8. **emit_asset** : emits `modelgate_model_registered` (extra: name, version), which
+1. **validate_conf** : model name, artifact URI, optional lineage / semver / residency / feature
+   spec; `artifact_uri` and `feature_spec_uri` only from `$MODELGATE_HOME/inbox`, the MLflow artifact
+   store (`runs:/`, `mlflow-artifacts:/`) or `MODELGATE_REGISTRATION_ROOTS` (docs/security.md).
+2. **stage** : fetch into a worker-local folder (removed on success and failure), validate the ONNX
+   model once (checker, onnxruntime, typed signature, size limit), sha256 once, log it to an MLflow
+   run. XCom carries the `runs:/` URI, the sha256 and the signature, never a local path.
+3. **register_version** : one MLflow version carrying the whole manifest, audited once; the same
+   sha256 again returns the existing version.
+4. **assign_alias** : `challenger`; the first version of a model becomes `champion` directly (audited).
+5. **emit_asset** : emits `modelgate_model_registered` (extra: name, version), which
    `regression_testing` schedules on. Skipped when nothing new was registered.
 
-Bad input fails the run at once (no retries) with one message naming the problem.
+Bad input fails the run at once (no retries) with one message naming the problem, and leaves one
+`model_registration.refused` audit record, no version and no staging folder.
 """
 
 
@@ -44,7 +47,9 @@ Bad input fails the run at once (no retries) with one message naming the problem
     default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=10)},
     params={
         "model_name": Param("", type="string", description="Registered model name, e.g. churn"),
-        "artifact_uri": Param("", type="string", description="Local path or URL of the .onnx file"),
+        "artifact_uri": Param(
+            "", type="string", description="The .onnx file: a name in the inbox, runs:/..., or an allowed root"
+        ),
         "lineage": Param(
             None,
             type=["null", "object"],
@@ -57,78 +62,52 @@ Bad input fails the run at once (no retries) with one message naming the problem
             None, type=["null", "string"], description="Data-residency region, e.g. eu-west-1"
         ),
         "feature_spec_uri": Param(
-            None, type=["null", "string"], description="Feature spec JSON (include.synthetic)"
+            None, type=["null", "string"], description="Feature spec JSON (include.synthetic), same roots"
         ),
-        "actor": Param(None, type=["null", "string"], description="Who registers (default: triggering user)"),
     },
 )
 def model_registration() -> None:
     @task
     def validate_conf() -> dict[str, Any]:
-        from include.registry.request import RegistrationRequest
-        from plugins.task_utils import call
+        from include.registry import pipeline
+        from plugins.task_utils import actor_of, call
 
         ctx = get_current_context()
-        conf = {k: v for k, v in (ctx["dag_run"].conf or {}).items()}
-        return call(RegistrationRequest.from_conf, conf).to_dict()
+        conf = dict(ctx["dag_run"].conf or {})
+        return call(pipeline.parse_request, conf, actor_of(ctx), ctx["run_id"])
 
     @task
-    def fetch_artifact(request: dict[str, Any]) -> dict[str, str | None]:
-        from include.registry import pipeline
-        from plugins.task_utils import call
-
-        return call(pipeline.fetch, request, get_current_context()["run_id"])
-
-    @task
-    def validate_model(staged: dict[str, str | None]) -> str:
-        from include.registry import pipeline
-        from plugins.task_utils import call
-
-        return call(pipeline.validate, staged["model_path"])
-
-    @task
-    def hash_artifact(staged: dict[str, str | None], signature: str) -> str:
-        from include.registry import pipeline
-        from plugins.task_utils import call
-
-        return call(pipeline.hash_artifact, staged["model_path"])
-
-    @task
-    def register_version(
-        request: dict[str, Any], staged: dict[str, str | None], sha256: str
-    ) -> dict[str, Any]:
+    def stage(request: dict[str, Any]) -> dict[str, Any]:
         from include.registry import pipeline
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        return call(
-            pipeline.register, request, staged, sha256, actor_of(ctx, request.get("actor")), ctx["run_id"]
-        )
+        return call(pipeline.stage, request, actor_of(ctx), ctx["run_id"])
 
     @task
-    def assign_alias(request: dict[str, Any], registered: dict[str, Any]) -> dict[str, Any]:
+    def register_version(request: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
         from include.registry import pipeline
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        return call(pipeline.assign_alias, registered, actor_of(ctx, request.get("actor")), ctx["run_id"])
+        return call(pipeline.register, request, staged, actor_of(ctx), ctx["run_id"])
 
     @task
-    def audit(request: dict[str, Any], registered: dict[str, Any], aliased: dict[str, Any]) -> int:
+    def assign_alias(registered: dict[str, Any]) -> dict[str, Any]:
         from include.registry import pipeline
+        from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
+        ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        rid = call(pipeline.record, registered, aliased, actor_of(ctx, request.get("actor")), ctx["run_id"])
-        pipeline.cleanup(ctx["run_id"])
-        return rid
+        return call(pipeline.assign_alias, registered, actor_of(ctx), ctx["run_id"])
 
     @task(outlets=[MODEL_REGISTERED])
-    def emit_asset(registered: dict[str, Any], aliased: dict[str, Any], audit_id: int) -> dict[str, Any]:
+    def emit_asset(registered: dict[str, Any], aliased: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not registered["created"]:
@@ -142,13 +121,10 @@ def model_registration() -> None:
         return registered
 
     request = validate_conf()
-    staged = fetch_artifact(request)
-    signature = validate_model(staged)
-    sha = hash_artifact(staged, signature)
-    registered = register_version(request, staged, sha)
-    aliased = assign_alias(request, registered)
-    audit_id = audit(request, registered, aliased)
-    emit_asset(registered, aliased, audit_id)
+    staged = stage(request)
+    registered = register_version(request, staged)
+    aliased = assign_alias(registered)
+    emit_asset(registered, aliased)
 
 
 model_registration()

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     secrets_dir: Path | None = None
     """Folder of generated secrets (audit HMAC key, audit head anchor); default ``<home>/secrets``."""
 
+    registration_roots: str = ""
+    """Extra places registration may read from, comma-separated: absolute directories and URL
+    prefixes (``https://host/path/``, ``s3://bucket/prefix/``). Always allowed: ``<home>/inbox`` and
+    the MLflow artifact store (``runs:/``, ``mlflow-artifacts:/``). See docs/security.md."""
+
     max_model_bytes: int = 512 * 1024 * 1024
     """Largest ONNX artifact accepted for registration."""
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -110,13 +111,22 @@ def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
     return env
 
 
+def _to_inbox(path: Path) -> Path:
+    """Copy a file into ``<home>/inbox/demo/`` (registration reads only from allowed roots)."""
+    from include.registry.sources import inbox
+
+    dest = inbox() / "demo" / path.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest)
+    return dest
+
+
 def _conf(name: str, path: Path, art: Any, label: str) -> dict[str, Any]:
     meta = art.metrics["models"][label]
     return {
         "model_name": name,
-        "artifact_uri": str(path),
-        "feature_spec_uri": str(art.feature_spec),
-        "actor": "demo-ci",
+        "artifact_uri": str(_to_inbox(path)),
+        "feature_spec_uri": str(_to_inbox(Path(art.feature_spec))),
         "lineage": {
             "data_uri": str(art.reference),
             "data_sha256": art.metrics["training_data_sha256"],

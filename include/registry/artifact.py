@@ -8,11 +8,15 @@ import shutil
 import tempfile
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.registry.errors import ArtifactNotFound, ArtifactTooLarge
 from modelgate_contracts.hashing import sha256_file
 
 __all__ = ["fetch_artifact", "sha256_file"]
+
+if TYPE_CHECKING:
+    from include.registry.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,34 @@ def fetch_artifact(uri: str, dest_dir: Path, max_bytes: int) -> Path:
         _atomic_copy_file(src, target)
         return target
     return _fetch_remote(uri, target, max_bytes)
+
+
+def fetch_source(source: Source, dest_dir: Path, max_bytes: int) -> Path:
+    """Copy an allowed source (see :mod:`include.registry.sources`) into ``dest_dir``.
+
+    Raises:
+        ArtifactNotFound: the artifact does not exist, cannot be read, or is not one file.
+        ArtifactTooLarge: the artifact exceeds ``max_bytes``.
+    """
+    if source.kind != "mlflow":
+        return fetch_artifact(source.location, dest_dir, max_bytes)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(dest_dir)))
+    except (MlflowException, OSError) as e:
+        raise ArtifactNotFound(f"could not fetch artifact {source.location!r} from MLflow: {e}") from e
+    if local.is_dir():
+        found = sorted(local.rglob("*.onnx")) or sorted(p for p in local.rglob("*") if p.is_file())
+        if len(found) != 1:
+            raise ArtifactNotFound(f"{source.location!r} holds {len(found)} candidate files, expected one")
+        local = found[0]
+    size = local.stat().st_size
+    if size > max_bytes:
+        raise ArtifactTooLarge(f"artifact {source.location!r} is {size} bytes, over the limit of {max_bytes}")
+    return local
 
 
 def _atomic_copy_file(src: Path, target: Path) -> None:

@@ -23,6 +23,12 @@ class InvalidConf(RegistryError):
     code = "invalid_conf"
 
 
+class SourceRefused(InvalidConf):
+    """Raised when an artifact or feature-spec URI lies outside the allowed roots and schemes."""
+
+    code = "source_refused"
+
+
 class ArtifactNotFound(RegistryError):
     """Raised when the model artifact cannot be found or fetched."""
 

@@ -1,7 +1,11 @@
-"""The steps of the ``model_registration`` DAG as plain functions (each is one task body).
+"""The steps of the ``model_registration`` DAG as plain functions: validate → stage → register → alias.
 
-Files move between steps through a staging folder under ``<home>/staging/<run_id>/``, the embedded
-stand-in for object storage; XCom carries only references (paths under it, URIs, version numbers).
+Each step does its job once and passes references on: the request (checked against the allowed
+sources), then a :class:`~include.registry.staging.StagedModel` (a ``runs:/`` URI in the MLflow
+artifact store, the sha256, the signature), then the registry version. The worker-local staging
+folder lives only inside :func:`stage` and is removed whether it succeeds or fails. A refused
+request or artifact leaves one audit record (``model_registration.refused``); a registration leaves
+one ``register`` and one ``set_alias`` record.
 """
 
 from __future__ import annotations
@@ -9,77 +13,95 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from include.config import get_settings
+from include.errors import ModelgateError
 from include.registry import manifest as mf
-from include.registry.artifact import fetch_artifact, sha256_file
+from include.registry.artifact import fetch_source
 from include.registry.audit import append_audit
-from include.registry.errors import InvalidConf
-from include.registry.registry import RegisteredVersion, get_alias_version, register_model, set_alias
+from include.registry.registry import get_alias_version, register_staged, set_alias
 from include.registry.request import RegistrationRequest
-from include.registry.signature import validate_onnx
+from include.registry.sources import check_source
+from include.registry.staging import StagedModel, stage_model
 
 log = logging.getLogger(__name__)
 
+REFUSED = "model_registration.refused"
+SPEC_MAX_BYTES = 64 * 1024 * 1024
+
 
 def staging_dir(run_id: str) -> Path:
-    """Return the staging folder of one DAG run (created on demand)."""
+    """Return the worker-local staging folder of one DAG run (not created)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
-    d = get_settings().home / "staging" / safe
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return get_settings().home / "staging" / safe
 
 
-def fetch(request: dict[str, Any], run_id: str) -> dict[str, str | None]:
-    """Copy the model (and feature spec, when given) into the run's staging folder."""
+@contextmanager
+def _audit_refusal(step: str, subject: str, actor: str, run_id: str, conf: Any) -> Iterator[None]:
+    """Record a domain error (bad input, refused source, invalid model) once, then re-raise it."""
+    try:
+        yield
+    except ModelgateError as e:
+        shown = {k: conf.get(k) for k in ("model_name", "artifact_uri", "feature_spec_uri")} if isinstance(
+            conf, dict) else None
+        append_audit(actor, REFUSED, subject, None,
+                     {"step": step, "error": e.code, "message": e.message, "request": shown}, run_id)
+        raise
+
+
+def _subject(conf: Any) -> str:
+    name = conf.get("model_name") if isinstance(conf, dict) else None
+    return f"models:/{name}" if isinstance(name, str) and name else "models:/?"
+
+
+def parse_request(conf: Any, actor: str, run_id: str) -> dict[str, Any]:
+    """Validate the DAG conf and check both URIs against the allowed sources; return the request.
+
+    Raises:
+        InvalidConf, SourceRefused, InvalidModelName: recorded in the audit log first.
+    """
+    with _audit_refusal("validate_conf", _subject(conf), actor, run_id, conf):
+        req = RegistrationRequest.from_conf(conf)
+        check_source(req.artifact_uri, "artifact_uri")
+        if req.feature_spec_uri:
+            check_source(req.feature_spec_uri, "feature_spec_uri")
+    return req.to_dict()
+
+
+def stage(request: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
+    """Fetch, validate, hash and log the model to the artifact store; return references only.
+
+    Raises:
+        SourceRefused, ArtifactNotFound, InvalidModel, InvalidConf: recorded in the audit log first.
+    """
     req = RegistrationRequest(**request)
-    limit = get_settings().max_model_bytes
     d = staging_dir(run_id)
-    model = fetch_artifact(req.artifact_uri, d / "model", limit)
-    spec = None
-    if req.feature_spec_uri:
-        spec = str(fetch_artifact(req.feature_spec_uri, d / "spec", 64 * 1024 * 1024))
-    return {"model_path": str(model), "feature_spec_path": spec}
+    try:
+        with _audit_refusal("stage", f"models:/{req.model_name}", actor, run_id, request):
+            limit = get_settings().max_model_bytes
+            model = fetch_source(check_source(req.artifact_uri, "artifact_uri"), d / "model", limit)
+            spec = None
+            if req.feature_spec_uri:
+                spec = fetch_source(check_source(req.feature_spec_uri, "feature_spec_uri"), d / "spec",
+                                    SPEC_MAX_BYTES)
+            staged = stage_model(req.model_name, model, lineage=mf.Lineage.from_dict(req.lineage),
+                                 semver=req.semver, feature_spec_path=spec, max_bytes=limit)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return staged.to_dict()
 
 
-def validate(model_path: str) -> str:
-    """Validate the staged model; return its signature as canonical JSON."""
-    return validate_onnx(Path(model_path), get_settings().max_model_bytes).to_json()
-
-
-def hash_artifact(model_path: str) -> str:
-    """Return the sha256 of the staged model."""
-    return sha256_file(Path(model_path))
-
-
-def register(
-    request: dict[str, Any], staged: dict[str, str | None], sha256: str, actor: str, run_id: str
-) -> dict[str, Any]:
-    """Register the staged model; refuse when the file changed since it was hashed."""
+def register(request: dict[str, Any], staged: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
+    """Register the staged model (or return the version that already holds this artifact)."""
     req = RegistrationRequest(**request)
-    model_path = Path(str(staged["model_path"]))
-    if sha256_file(model_path) != sha256:
-        raise InvalidConf(f"staged artifact {model_path.name} changed after hashing; refusing to register")
-    rv: RegisteredVersion = register_model(
-        req.model_name,
-        model_path,
-        actor=actor,
-        lineage=mf.Lineage.from_dict(req.lineage),
-        semver=req.semver,
-        residency=req.residency,
-        feature_spec_path=Path(spec) if (spec := staged.get("feature_spec_path")) else None,
-        run_id=run_id,
-    )
-    return {
-        "name": rv.name,
-        "version": rv.version,
-        "uri": rv.uri,
-        "semver": rv.semver,
-        "sha256": rv.sha256,
-        "created": rv.created,
-    }
+    rv = register_staged(StagedModel.from_dict(staged), actor=actor, lineage=mf.Lineage.from_dict(req.lineage),
+                         residency=req.residency, run_id=run_id)
+    return {"name": rv.name, "version": rv.version, "uri": rv.uri, "semver": rv.semver, "sha256": rv.sha256,
+            "created": rv.created}
 
 
 def assign_alias(registered: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
@@ -104,21 +126,3 @@ def assign_alias(registered: dict[str, Any], actor: str, run_id: str) -> dict[st
         return {"alias": mf.ALIAS_CHAMPION, "reason": "first version", "champion": version}
     set_alias(name, mf.ALIAS_CHALLENGER, version, actor=actor, run_id=run_id, reason="newly registered")
     return {"alias": mf.ALIAS_CHALLENGER, "reason": "newly registered", "champion": champion}
-
-
-def record(registered: dict[str, Any], aliased: dict[str, Any], actor: str, run_id: str) -> int:
-    """Append the run's outcome to the audit log; return the record id."""
-    rec = append_audit(
-        actor,
-        "model_registration",
-        registered["uri"],
-        None,
-        {"registered": registered, "alias": aliased},
-        run_id,
-    )
-    return rec.id
-
-
-def cleanup(run_id: str) -> None:
-    """Remove the run's staging folder."""
-    shutil.rmtree(staging_dir(run_id), ignore_errors=True)

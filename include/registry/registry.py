@@ -2,16 +2,15 @@
 
 Aliases ``challenger`` and ``champion`` are set only through :func:`set_alias`, which writes the
 audit log. A version is created in one MLflow call that carries the whole manifest as tags
-(``modelgate.status=ready`` among them), after the artifact was uploaded and read back; if the
-audit record cannot be written afterwards the version is deleted again, so a failed registration
-never leaves a version that looks valid.
+(``modelgate.status=ready`` among them), from a model staged in the artifact store
+(:mod:`include.registry.staging`); if the audit record cannot be written afterwards the version is
+deleted again, so a failed registration never leaves a version that looks valid.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from include.config import get_settings
 from include.registry import manifest as mf
-from include.registry.artifact import sha256_file
 from include.registry.audit import append_audit
-from include.registry.errors import IntegrityError, InvalidConf, ModelNotFound, RegistryError
-from include.registry.signature import Signature, validate_onnx
+from include.registry.errors import InvalidConf, ModelNotFound, RegistryError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from include.registry.staging import StagedModel
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +109,67 @@ def _to_registered(v: ModelVersion, created: bool) -> RegisteredVersion:
     )
 
 
-def _choose_semver(previous: ModelVersion | None, signature: Signature, semver: str | None) -> str:
-    prev_semver = previous.tags.get(mf.TAG_SEMVER) if previous else None
-    prev_sig = previous.tags.get(mf.TAG_SIGNATURE) if previous else None
-    if semver is None:
-        return mf.next_semver(prev_semver, prev_sig, signature.to_json())
-    mf.parse_semver(semver)
-    if prev_semver:
-        if mf.parse_semver(semver) <= mf.parse_semver(prev_semver):
-            raise InvalidConf(f"semver {semver} is not greater than the latest version's {prev_semver}")
-        if prev_sig != signature.to_json() and mf.parse_semver(semver)[0] == mf.parse_semver(prev_semver)[0]:
-            raise InvalidConf(
-                f"the input/output signature changed since {prev_semver}: semver {semver} needs a major bump"
-            )
-    return semver
+def register_staged(
+    staged: StagedModel,
+    *,
+    actor: str,
+    lineage: mf.Lineage | None = None,
+    residency: str | None = None,
+    run_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> RegisteredVersion:
+    """Turn a staged model into a registry version carrying the whole manifest, audited once.
+
+    Args:
+        staged: the output of :func:`include.registry.staging.stage_model`.
+        actor: the authenticated user or client that registers, for the manifest and audit log.
+        lineage: where the model came from (manifest tags).
+        residency: data-residency region.
+        run_id: Airflow run id, for the manifest and audit log.
+        tracking_uri: MLflow server (defaults to settings).
+
+    Returns:
+        The version; ``created`` is False when the same artifact was already registered.
+
+    Raises:
+        InvalidConf, RegistryError, AuditError.
+    """
+    import mlflow
+
+    residency = mf.validate_residency(residency)
+    lineage = lineage or mf.Lineage()
+    client = get_client(tracking_uri)
+    name = staged.name
+    existing = staged.existing_version or (
+        v.version if (v := find_by_source_sha(client, name, staged.sha256)) is not None else None
+    )
+    if existing is not None:
+        return _to_registered(client.get_model_version(name, str(existing)), created=False)
+    tags = {
+        mf.TAG_SHA256: staged.sha256,
+        mf.TAG_SOURCE_SHA256: staged.sha256,
+        mf.TAG_SEMVER: staged.semver,
+        mf.TAG_SIGNATURE: staged.signature,
+        mf.TAG_APPROVAL_STATE: "pending",
+        mf.TAG_REGISTERED_BY: actor,
+        mf.TAG_STATUS: mf.STATUS_READY,
+        **lineage.to_tags(),
+    }
+    if residency:
+        tags[mf.TAG_RESIDENCY] = residency
+    if run_id:
+        tags[mf.TAG_RUN_ID] = run_id
+    if staged.feature_spec_uri:
+        tags[mf.TAG_FEATURE_SPEC] = staged.feature_spec_uri
+    mv = mlflow.register_model(staged.model_uri, name, tags=tags)
+    _wait_ready(client, name, str(mv.version))
+    try:
+        append_audit(actor, "register", f"models:/{name}/{mv.version}", None, tags, run_id)
+    except Exception:
+        log.exception("audit append failed; deleting version %s of %s", mv.version, name)
+        client.delete_model_version(name, str(mv.version))
+        raise
+    return _to_registered(client.get_model_version(name, str(mv.version)), created=True)
 
 
 def register_model(
@@ -139,99 +185,21 @@ def register_model(
     tracking_uri: str | None = None,
     max_bytes: int | None = None,
 ) -> RegisteredVersion:
-    """Register ``onnx_path`` as a new version of ``name`` with its manifest, or return the existing one.
-
-    Args:
-        name: registered model name.
-        onnx_path: local ONNX file.
-        actor: who registers (user or ``airflow:<dag_id>``), for the audit log.
-        lineage: where the model came from.
-        semver: explicit version; default is computed from the previous version's signature.
-        residency: data-residency region.
-        feature_spec_path: feature spec JSON (include.synthetic) logged as an artifact.
-        run_id: Airflow run id, for the audit log.
-        tracking_uri: MLflow server (defaults to settings).
-        max_bytes: size limit (defaults to settings).
+    """Stage and register ``onnx_path`` in one call (library use; the DAG runs the two steps apart).
 
     Returns:
         The version; ``created`` is False when the same artifact was already registered.
 
     Raises:
-        InvalidModelName, InvalidModel, InvalidConf, IntegrityError, RegistryError.
+        InvalidModelName, InvalidModel, InvalidConf, RegistryError, AuditError.
     """
-    import mlflow
-    import onnx
+    from include.registry.staging import stage_model
 
-    mf.validate_model_name(name)
-    residency = mf.validate_residency(residency)
-    lineage = lineage or mf.Lineage()
-    limit = max_bytes or get_settings().max_model_bytes
-    signature = validate_onnx(onnx_path, limit)
-    if feature_spec_path is not None:
-        from include.synthetic import FeatureSpec
-
-        FeatureSpec.from_json(feature_spec_path)  # refuse a broken spec before anything is logged
-    source_sha = sha256_file(onnx_path)
-    client = get_client(tracking_uri)
-
-    existing = find_by_source_sha(client, name, source_sha)
-    if existing is not None:
-        log.info("%s already registered as version %s", onnx_path.name, existing.version)
-        return _to_registered(existing, created=False)
-
-    chosen = _choose_semver(latest_ready(client, name), signature, semver)
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"register-{name}-{chosen}") as run:
-        mlflow.set_tags({"modelgate.model_name": name, "modelgate.semver": chosen})
-        if lineage.params:
-            mlflow.log_params({k: str(v)[:500] for k, v in lineage.params.items()})
-        numeric = {k: float(v) for k, v in lineage.metrics.items() if isinstance(v, int | float)}
-        if numeric:
-            mlflow.log_metrics(numeric)
-        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model", save_as_external_data=False)
-        spec_uri = None
-        if feature_spec_path is not None:
-            mlflow.log_artifact(str(feature_spec_path), artifact_path="feature_spec")
-            spec_uri = f"runs:/{run.info.run_id}/feature_spec/{feature_spec_path.name}"
-        stored_sha = _read_back_sha(info.model_uri)
-
-    tags = {
-        mf.TAG_SHA256: stored_sha,
-        mf.TAG_SOURCE_SHA256: source_sha,
-        mf.TAG_SEMVER: chosen,
-        mf.TAG_SIGNATURE: signature.to_json(),
-        mf.TAG_APPROVAL_STATE: "pending",
-        mf.TAG_REGISTERED_BY: actor,
-        mf.TAG_STATUS: mf.STATUS_READY,
-        **lineage.to_tags(),
-    }
-    if residency:
-        tags[mf.TAG_RESIDENCY] = residency
-    if run_id:
-        tags[mf.TAG_RUN_ID] = run_id
-    if spec_uri:
-        tags[mf.TAG_FEATURE_SPEC] = spec_uri
-    mv = mlflow.register_model(info.model_uri, name, tags=tags)
-    _wait_ready(client, name, str(mv.version))
-    try:
-        append_audit(actor, "register", f"models:/{name}/{mv.version}", None, tags, run_id)
-    except Exception:
-        log.exception("audit append failed; deleting version %s of %s", mv.version, name)
-        client.delete_model_version(name, str(mv.version))
-        raise
-    return _to_registered(client.get_model_version(name, str(mv.version)), created=True)
-
-
-def _read_back_sha(model_uri: str) -> str:
-    """Download the logged model again and return the sha256 of its ``model.onnx``."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        files = sorted(local.rglob("*.onnx"))
-        if len(files) != 1:
-            raise IntegrityError(f"logged model {model_uri} holds {len(files)} .onnx files, expected 1")
-        return sha256_file(files[0])
+    mf.validate_residency(residency)
+    staged = stage_model(name, onnx_path, lineage=lineage, semver=semver, feature_spec_path=feature_spec_path,
+                         tracking_uri=tracking_uri, max_bytes=max_bytes)
+    return register_staged(staged, actor=actor, lineage=lineage, residency=residency, run_id=run_id,
+                           tracking_uri=tracking_uri)
 
 
 def _wait_ready(client: MlflowClient, name: str, version: str, timeout: float = 60.0) -> None:

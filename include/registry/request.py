@@ -8,7 +8,7 @@ from typing import Any
 from include.registry import manifest as mf
 from include.registry.errors import InvalidConf
 
-ALLOWED_KEYS = ("model_name", "artifact_uri", "lineage", "semver", "residency", "feature_spec_uri", "actor")
+ALLOWED_KEYS = ("model_name", "artifact_uri", "lineage", "semver", "residency", "feature_spec_uri")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,6 @@ class RegistrationRequest:
     semver: str | None = None
     residency: str | None = None
     feature_spec_uri: str | None = None
-    actor: str | None = None
 
     @classmethod
     def from_conf(cls, conf: Any) -> RegistrationRequest:
@@ -33,6 +32,8 @@ class RegistrationRequest:
         """
         if not isinstance(conf, dict):
             raise InvalidConf(f"conf must be a JSON object, got {type(conf).__name__}")
+        if "actor" in conf:
+            raise InvalidConf("conf.actor is not accepted: the actor is the authenticated user who triggers the run")
         unknown = sorted(k for k in conf if k not in ALLOWED_KEYS)
         if unknown:
             raise InvalidConf(f"unknown conf field(s) {unknown}; allowed: {list(ALLOWED_KEYS)}")
@@ -41,7 +42,7 @@ class RegistrationRequest:
         name = mf.validate_model_name(conf["model_name"])
         uri = conf.get("artifact_uri")
         if not isinstance(uri, str) or not uri.strip():
-            raise InvalidConf("conf.artifact_uri is required: a local path or URL of an .onnx file")
+            raise InvalidConf("conf.artifact_uri is required: an .onnx file in the inbox or an allowed root")
         lineage = mf.Lineage.from_dict(conf.get("lineage"))
         semver = conf.get("semver")
         if semver is not None:
@@ -52,10 +53,7 @@ class RegistrationRequest:
         spec = conf.get("feature_spec_uri")
         if spec is not None and not isinstance(spec, str):
             raise InvalidConf("conf.feature_spec_uri must be a string")
-        actor = conf.get("actor")
-        if actor is not None and not isinstance(actor, str):
-            raise InvalidConf("conf.actor must be a string")
-        return cls(name, uri.strip(), asdict(lineage), semver, residency, spec, actor)
+        return cls(name, uri.strip(), asdict(lineage), semver, residency, spec)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable form (for XCom)."""
