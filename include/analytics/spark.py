@@ -1,0 +1,150 @@
+"""Spark runner: the same SQL on a Spark session (local mode in tests, a cluster in production).
+
+The session is created once per process (``SparkSession.builder.getOrCreate``) with the session
+time zone UTC and partition column type inference off (``date``/``hour`` stay strings, as in
+DuckDB). :meth:`SparkEngine.close` drops the views but keeps the session: starting a JVM costs
+seconds, and an Airflow task's process ends with the task anyway. On a cluster, the analysis runs
+inside a ``spark-submit`` job (Airflow's ``SparkSubmitOperator``), see ``docs/analytics.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.analytics.engine import AnalyticsError, Kind
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+"""Settings every session of the analytics gets."""
+
+
+def _kind(spark_type: str) -> Kind:
+    t = spark_type.lower()
+    if t == "boolean":
+        return "bool"
+    if t.startswith(("timestamp", "date")):
+        return "timestamp"
+    if t == "string" or t.startswith(("varchar", "char")):
+        return "string"
+    if t.startswith(("decimal", "double", "float")) or t in ("bigint", "int", "smallint", "tinyint"):
+        return "number"
+    return "other"
+
+
+def session(master: str = "local[2]") -> Any:
+    """Return the process's Spark session, creating it on first use.
+
+    Args:
+        master: the master URL for a new session (ignored when one exists).
+
+    Returns:
+        The ``pyspark.sql.SparkSession``.
+
+    Raises:
+        AnalyticsError: pyspark is not installed or the JVM cannot start (Java missing).
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:
+        raise AnalyticsError(
+            "the Spark engine needs pyspark (pip install pyspark, see docs/analytics.md)"
+        ) from e
+    builder = SparkSession.builder.master(master).appName("modelgate-analytics")
+    for k, v in SPARK_CONF.items():
+        builder = builder.config(k, v)
+    if master.startswith("local"):  # one machine: as many shuffle partitions as cores, no more
+        builder = builder.config("spark.sql.shuffle.partitions", "2")
+    try:
+        return builder.getOrCreate()
+    except Exception as e:  # py4j/JVM start-up failures have no common base class
+        raise AnalyticsError(f"cannot start Spark ({master}); is Java 17+ installed? {e}") from e
+
+
+class SparkEngine:
+    """Views and queries on the process's Spark session.
+
+    Args:
+        master: the master URL (``local[N]``, ``spark://...``, ``yarn``) for a new session.
+    """
+
+    name = "spark"
+
+    def __init__(self, master: str = "local[2]") -> None:
+        self._spark = session(master)
+        self._views: list[str] = []
+
+    def _analysis_error(self, what: str, e: Exception) -> AnalyticsError:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return AnalyticsError(f"{what}: {msg}")
+
+    def _view(self, name: str, df: Any) -> None:
+        df.createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def register_events(self, root: str, hours: list[str] | None = None) -> bool:
+        """See :meth:`include.analytics.engine.Engine.register_events`."""
+        local = "://" not in root or root.startswith("file://")
+        base = root.removeprefix("file://")
+        if local:
+            if not Path(base).exists():
+                raise AnalyticsError(f"{base} does not exist")
+            folders = [Path(base) / h for h in hours] if hours is not None else [Path(base)]
+            pattern = "*.parquet" if hours is not None else "date=*/hour=*/*.parquet"
+            paths = [str(f) for f in folders if next(f.glob(pattern), None) is not None]
+            if not paths:
+                return False
+        else:
+            paths = [f"{root.rstrip('/')}/{h}" for h in hours] if hours is not None else [root]
+        try:
+            df = self._spark.read.option("basePath", base if local else root).parquet(*paths)
+        except Exception as e:  # pyspark's AnalysisException and py4j errors
+            raise self._analysis_error(f"cannot read router events under {root}", e) from e
+        self._view("events", df)
+        return True
+
+    def register_table(self, name: str, path: str, fmt: str) -> None:
+        """See :meth:`include.analytics.engine.Engine.register_table`."""
+        if "://" not in path and not Path(path).exists():
+            raise AnalyticsError(f"{path} does not exist")
+        try:
+            if fmt == "csv":
+                df = self._spark.read.csv(path, header=True, inferSchema=True)
+            elif fmt == "parquet":
+                df = self._spark.read.parquet(path)
+            else:
+                raise AnalyticsError(f"{path}: unknown format {fmt!r}; known: parquet, csv")
+            df.schema  # noqa: B018 (reads the footer now, so a bad file fails here)
+        except AnalyticsError:
+            raise
+        except Exception as e:
+            raise self._analysis_error(f"cannot open {path} as {fmt}", e) from e
+        self._view(name, df)
+
+    def columns(self, view: str) -> dict[str, Kind]:
+        """See :meth:`include.analytics.engine.Engine.columns`."""
+        return {n: _kind(t) for n, t in self._spark.table(view).dtypes}
+
+    def query(self, sql: str) -> pa.Table:
+        """See :meth:`include.analytics.engine.Engine.query`."""
+        try:
+            return self._spark.sql(sql).toArrow()
+        except Exception as e:
+            raise self._analysis_error("Spark query failed", e) from e
+
+    def close(self) -> None:
+        """See :meth:`include.analytics.engine.Engine.close`."""
+        for v in self._views:
+            self._spark.catalog.dropTempView(v)
+        self._views.clear()

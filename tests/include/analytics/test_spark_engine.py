@@ -1,0 +1,92 @@
+"""Spark local mode runs the same SQL as DuckDB and gets the same answers (one session for the module)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from ab_support import START, experiment
+from reference_reduce import assert_same_sums
+
+from include.abtest.analysis import analyse_window
+from include.abtest.reduce import DataError, reduce_window
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """The process's Spark session in local mode, stopped after the module."""
+    from include.analytics.spark import session
+
+    s = session("local[2]")
+    yield s
+    s.stop()
+
+
+def _exp(g: Any, **over: Any) -> Any:
+    guardrails = [
+        {"name": "latency", "type": "ratio", "source": "events", "numerator": "latency_ms",
+         "denominator": "requests", "direction": "decrease"},
+        {"name": "errors", "type": "mean", "source": "events", "column": "error", "direction": "decrease"},
+    ]  # fmt: skip
+    return experiment(outcomes={"path": str(g.outcomes_path)}, guardrails=guardrails, **over)
+
+
+def test_spark_and_duckdb_give_the_same_statistics_and_decision(spark: Any, generated: Any) -> None:
+    end = START + timedelta(days=2)
+    # unit-keyed outcomes, a CUPED covariate, event metrics (ratio, error); one run: Spark's first
+    # queries cost tens of seconds on this machine
+    for exp in (
+        _exp(generated, cuped={"path": str(generated.covariates_path), "column": "pre_conversions"}),
+    ):
+        d = reduce_window(exp, generated.events_root, generated.events_root.parent, end, engine="duckdb")
+        s = reduce_window(exp, generated.events_root, generated.events_root.parent, end, engine="spark")
+        assert s.engine == "spark" and d.engine == "duckdb" and d.counts["units"] > 1500
+        assert_same_sums(s, d)
+        a, b = analyse_window(exp, s, end), analyse_window(exp, d, end)
+        assert a["decision"] == b["decision"]
+        pa_, pb = a["metrics"][0]["comparisons"][0]["p_value"], b["metrics"][0]["comparisons"][0]["p_value"]
+        assert pa_ == pytest.approx(pb, rel=1e-9)
+
+
+def test_spark_reads_csv_outcomes_and_names_missing_columns(
+    spark: Any, generated: Any, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    pd.read_parquet(generated.outcomes_path).to_csv(tmp_path / "o.csv", index=False)
+    end = START + timedelta(days=1)
+    exp = experiment(outcomes={"path": str(tmp_path / "o.csv"), "format": "csv"})
+    s = reduce_window(exp, generated.events_root, tmp_path, end, engine="spark")
+    d = reduce_window(exp, generated.events_root, tmp_path, end, engine="duckdb")
+    assert_same_sums(s, d)
+    pq.write_table(pa.table({"unit_id": ["u1"], "bought": [1]}), tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"lack columns \['converted', 'revenue'\]"):
+        reduce_window(experiment(outcomes={"path": "bad.parquet"}), generated.events_root, tmp_path, end,
+                      engine="spark")  # fmt: skip
+    with pytest.raises(DataError, match="does not exist"):
+        reduce_window(exp, tmp_path / "nope", tmp_path, end, engine="spark")
+
+
+def test_the_canary_window_on_spark_equals_duckdb(
+    spark: Any, generated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from include.canary.events import load_window, samples
+
+    start, end = START + timedelta(hours=5), START + timedelta(hours=7, minutes=30)
+    got = {}
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("MODELGATE_ANALYTICS_ENGINE", engine)
+        table = load_window(str(generated.events_root), "churn", start, end)
+        got[engine] = (table.num_rows, samples(table, "a", "1"), samples(table, "b"))
+    assert got["spark"][0] == got["duckdb"][0] > 100
+    for side in (1, 2):
+        for metric in ("error_rate", "latency_ms", "score"):
+            np.testing.assert_array_equal(
+                np.sort(got["spark"][side][metric]), np.sort(got["duckdb"][side][metric])
+            )
