@@ -1,24 +1,30 @@
 """The canary judge: canary against baseline over the same window, after Kayenta's classifier.
 
-Each metric is compared on raw samples, canary against baseline:
+Each metric is compared on raw samples, canary against baseline, with an interval at confidence
+``1 - alpha`` (one-sided in the bad direction for ``increase`` / ``decrease`` metrics, two-sided for
+``either``):
 
-- **rates** (error rate, any 0/1 outcome): a two-sided two-proportion z-test (pooled variance); the
-  effect is the difference of the rates ``canary - baseline``;
-- **continuous metrics** (latency, prediction score): a two-sided Mann-Whitney U test
-  (``scipy.stats.mannwhitneyu``); the effect is the difference of the medians ``canary - baseline``.
+- **rates** (error rate, any 0/1 outcome): Fisher's exact p-value and the Newcombe-Wilson interval of
+  the difference of rates ``canary - baseline`` (:mod:`include.canary.rates`);
+- **continuous metrics** (latency, prediction score): the Wilcoxon rank-sum test with the
+  Hodges-Lehmann shift and its interval, exact for small samples without ties and by the normal
+  approximation with tie and continuity correction otherwise, as R's ``wilcox.test(conf.int=TRUE)``
+  (:mod:`include.canary.ranktest`), plus the probability of superiority (CLES) and the ratio of means.
 
-A metric is classified ``High`` (or ``Low``) when the test is significant (``p < alpha``) **and** the
-effect exceeds the tolerance ``max(abs_tolerance, rel_tolerance * |baseline centre|)`` upwards (or
-downwards), ``Pass`` otherwise, and ``NoData`` when either side has fewer than ``min_samples`` samples.
-A classification *fails* the metric when it lies in the metric's bad ``direction`` (``increase``: High;
-``decrease``: Low; ``either``: both).
+Classification (``effect`` of the metric): ``shift`` (rates always) is ``High`` when the interval lies
+above the tolerance band ``[-tol, tol]``, ``tol = max(abs_tolerance, rel_tolerance * |baseline centre|)``,
+and ``Low`` when it lies below, provided the test is significant (R's exact interval for tiny
+samples can only reach a lower confidence than asked); ``cles`` / ``mean_ratio`` are ``High`` when the test is significant
+upwards and the CLES reaches ``min_cles`` / the mean ratio reaches ``min_mean_ratio`` (``Low``
+likewise downwards). ``NoData`` below ``min_samples`` samples on either side. A classification *fails*
+the metric when it lies in the bad ``direction``.
 
-The stage score is ``100 * weight of metrics that did not fail / weight of metrics with data``
-(NoData metrics leave the denominator). Decision: a router guard trip or a failed **critical** metric
-rolls back; no data at all gives ``on_no_data`` (default ``marginal``: a human decides); otherwise
-``score >= pass_threshold`` passes, ``marginal_threshold <= score < pass_threshold`` asks a human,
-and a lower score rolls back. Defaults (:data:`DEFAULT_METRICS`, :class:`JudgeConfig`) are documented
-in ``docs/canary.md``. Every figure ends up in the JSON-serialisable result.
+The stage score is ``100 * weight of metrics that did not fail / weight of metrics with data``.
+Decision: a router guard trip, a failed **critical** metric or a NoData metric whose ``on_no_data`` is
+``fail`` (the default for critical metrics) rolls back; a NoData metric with ``on_no_data: marginal``
+asks a human; no data at all gives the judge's ``on_no_data``; otherwise ``score >= pass_threshold``
+passes, ``marginal_threshold <= score < pass_threshold`` asks a human, and a lower score rolls back.
+Every figure ends up in the JSON-serialisable result; rules and references are in ``docs/canary.md``.
 """
 
 from __future__ import annotations
@@ -26,165 +32,43 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from include.canary.errors import InvalidPolicy
+from include.canary.judge_config import (
+    DEFAULT_METRICS,
+    Classification,
+    Decision,
+    Direction,
+    JudgeConfig,
+    Kind,
+    MetricConfig,
+)
+from include.canary.ranktest import Alternative, rank_sum_test
+from include.canary.rates import fisher_p, newcombe_interval
+
+__all__ = ["DEFAULT_METRICS", "JudgeConfig", "MetricConfig", "MetricResult", "compare_metric", "judge"]
 
 log = logging.getLogger(__name__)
 
-Classification = Literal["Pass", "High", "Low", "NoData"]
-Direction = Literal["increase", "decrease", "either"]
-Kind = Literal["rate", "continuous"]
-Decision = Literal["pass", "marginal", "rollback"]
-
-
-@dataclass(frozen=True)
-class MetricConfig:
-    """How one metric is judged.
-
-    Attributes:
-        name: metric name (``error_rate``, ``latency_ms``, ``score`` or any outcome metric).
-        kind: ``rate`` (0/1 samples, two-proportion test) or ``continuous`` (Mann-Whitney U).
-        direction: which change is bad: ``increase``, ``decrease`` or ``either``.
-        weight: share of the stage score (any non-negative number; weights are normalised).
-        critical: a failure of this metric fails the stage whatever the score.
-        abs_tolerance: smallest effect (in the metric's unit) that counts.
-        rel_tolerance: smallest effect relative to the baseline's centre (rate or median) that counts.
-        min_samples: samples needed on each side, below which the metric is ``NoData``.
-    """
-
-    name: str
-    kind: Kind = "continuous"
-    direction: Direction = "increase"
-    weight: float = 1.0
-    critical: bool = False
-    abs_tolerance: float = 0.0
-    rel_tolerance: float = 0.0
-    min_samples: int = 50
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.name:
-            problems.append("name is empty")
-        if self.kind not in get_args(Kind):
-            problems.append(f"kind must be one of {list(get_args(Kind))}, got {self.kind!r}")
-        if self.direction not in get_args(Direction):
-            problems.append(f"direction must be one of {list(get_args(Direction))}, got {self.direction!r}")
-        for attr in ("weight", "abs_tolerance", "rel_tolerance"):
-            value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                problems.append(f"{attr} must be a non-negative number, got {value!r}")
-        if (
-            isinstance(self.min_samples, bool)
-            or not isinstance(self.min_samples, int)
-            or self.min_samples < 1
-        ):
-            problems.append(f"min_samples must be a positive integer, got {self.min_samples!r}")
-        if problems:
-            raise InvalidPolicy(f"metric {self.name!r}: " + "; ".join(problems))
-
-
-DEFAULT_METRICS: tuple[MetricConfig, ...] = (
-    MetricConfig("error_rate", "rate", "increase", weight=40, critical=True, abs_tolerance=0.01),
-    MetricConfig("latency_ms", "continuous", "increase", weight=35, abs_tolerance=2.0, rel_tolerance=0.5),
-    MetricConfig("score", "continuous", "either", weight=25, abs_tolerance=0.1),
-)
-"""Defaults: error rate (critical, +1 point), latency (+50 % and +2 ms), score distribution (±0.1)."""
-
-
-@dataclass(frozen=True)
-class JudgeConfig:
-    """Thresholds of the judge.
-
-    Attributes:
-        metrics: the metrics, in report order.
-        pass_threshold: a score at or above this passes the stage.
-        marginal_threshold: a score at or above this (and below ``pass_threshold``) asks a human.
-        alpha: significance level of every test.
-        on_no_data: decision when no metric has enough data.
-    """
-
-    metrics: tuple[MetricConfig, ...] = DEFAULT_METRICS
-    pass_threshold: float = 95.0
-    marginal_threshold: float = 75.0
-    alpha: float = 0.05
-    on_no_data: Decision = "marginal"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 0 <= self.marginal_threshold <= self.pass_threshold <= 100:
-            problems.append(
-                "thresholds must satisfy 0 <= marginal_threshold <= pass_threshold <= 100, got "
-                f"marginal {self.marginal_threshold!r}, pass {self.pass_threshold!r}"
-            )
-        if not 0 < self.alpha < 1:
-            problems.append(f"alpha must be between 0 and 1, got {self.alpha!r}")
-        if self.on_no_data not in get_args(Decision):
-            problems.append(f"on_no_data must be one of {list(get_args(Decision))}, got {self.on_no_data!r}")
-        names = [m.name for m in self.metrics]
-        if not names:
-            problems.append("at least one metric is needed")
-        if len(set(names)) != len(names):
-            problems.append(f"duplicate metric names in {names}")
-        if problems:
-            raise InvalidPolicy("judge: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> JudgeConfig:
-        """Build a config from a policy's ``judge`` section; missing keys keep their defaults.
-
-        ``metrics`` maps a metric name to its settings; a default metric named there is updated, a
-        new name adds a metric, and ``{name: null}`` drops a default metric.
-
-        Args:
-            data: the section (or None for all defaults).
-
-        Returns:
-            The config.
-
-        Raises:
-            InvalidPolicy: unknown keys or invalid values, named.
-        """
-        data = dict(data or {})
-        known = {"metrics", "pass_threshold", "marginal_threshold", "alpha", "on_no_data"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidPolicy(f"judge: unknown keys {unknown}; known: {sorted(known)}")
-        metrics = {m.name: m for m in DEFAULT_METRICS}
-        raw_metrics = data.pop("metrics", None) or {}
-        if not isinstance(raw_metrics, Mapping):
-            raise InvalidPolicy("judge.metrics must be a mapping of metric name to settings")
-        fields = set(MetricConfig.__dataclass_fields__) - {"name"}
-        for name, settings in raw_metrics.items():
-            if settings is None:
-                metrics.pop(str(name), None)
-                continue
-            if not isinstance(settings, Mapping):
-                raise InvalidPolicy(f"judge.metrics.{name} must be a mapping, got {settings!r}")
-            bad = sorted(set(settings) - fields)
-            if bad:
-                raise InvalidPolicy(f"judge.metrics.{name}: unknown keys {bad}; known: {sorted(fields)}")
-            base = metrics.get(str(name), MetricConfig(str(name)))
-            metrics[str(name)] = replace(base, **dict(settings))
-        try:
-            return cls(metrics=tuple(metrics.values()), **data)
-        except TypeError as e:
-            raise InvalidPolicy(f"judge: {e}") from e
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as JSON data."""
-        d = asdict(self)
-        d["metrics"] = [asdict(m) for m in self.metrics]
-        return d
+_ALTERNATIVE: dict[Direction, Alternative] = {
+    "increase": "greater",
+    "decrease": "less",
+    "either": "two-sided",
+}
 
 
 @dataclass
 class MetricResult:
-    """The comparison of one metric (every figure, JSON-serialisable via :meth:`to_dict`)."""
+    """The comparison of one metric (every figure, JSON-serialisable via :meth:`to_dict`).
+
+    ``effect`` is the estimate (Hodges-Lehmann shift, or difference of rates) and ``interval`` its
+    confidence interval at ``confidence`` (``None`` stands for an infinite one-sided bound);
+    ``thresholds`` holds what the classification compared against.
+    """
 
     name: str
     kind: Kind
@@ -197,11 +81,18 @@ class MetricResult:
     canary: dict[str, float | None] = field(default_factory=dict)
     baseline: dict[str, float | None] = field(default_factory=dict)
     effect: float | None = None
+    interval: list[float | None] = field(default_factory=lambda: [None, None])
+    confidence: float | None = None
+    alternative: str | None = None
     relative_effect: float | None = None
     tolerance: float | None = None
+    cles: float | None = None
+    mean_ratio: float | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)
     test: str | None = None
     statistic: float | None = None
     p_value: float | None = None
+    on_no_data: str | None = None
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,35 +129,32 @@ def _summary(x: np.ndarray, kind: Kind) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
-    """Two-sided z-test of equal proportions with pooled variance.
-
-    Args:
-        x1: successes (e.g. errors) in sample 1.
-        n1: size of sample 1.
-        x2: successes in sample 2.
-        n2: size of sample 2.
-
-    Returns:
-        ``(z, p_value)``; ``(0.0, 1.0)`` when the pooled proportion is 0 or 1 (no variance).
-
-    Raises:
-        ValueError: an empty sample or counts out of range.
-    """
-    if n1 <= 0 or n2 <= 0 or not 0 <= x1 <= n1 or not 0 <= x2 <= n2:
-        raise ValueError(f"invalid counts for a two-proportion test: {x1}/{n1}, {x2}/{n2}")
-    pooled = (x1 + x2) / (n1 + n2)
-    var = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)
-    if var <= 0.0:
-        return 0.0, 1.0
-    z = (x1 / n1 - x2 / n2) / math.sqrt(var)
-    return z, float(2.0 * stats.norm.sf(abs(z)))
-
-
-def _classify(p: float, effect: float, tol: float, alpha: float) -> Classification:
-    if p < alpha and effect > tol:
+def _by_interval(low: float, high: float, tol: float, significant: bool) -> Classification:
+    """Interval outside the band, and the test significant (tiny exact samples cannot reach 1 - alpha)."""
+    if significant and low > tol:
         return "High"
-    if p < alpha and effect < -tol:
+    if significant and high < -tol:
+        return "Low"
+    return "Pass"
+
+
+def _by_effect_size(cfg: MetricConfig, res: MetricResult, alpha: float) -> Classification:
+    """CLES or mean-ratio classification: significant in that direction and past the threshold."""
+    p = res.p_value if res.p_value is not None else 1.0
+    up = res.cles is not None and res.cles > 0.5 if cfg.effect == "cles" else (res.mean_ratio or 0) > 1
+    if p >= alpha:
+        return "Pass"
+    if cfg.effect == "cles":
+        cles = res.cles if res.cles is not None else 0.5
+        if cles >= cfg.min_cles and up:
+            return "High"
+        if cles <= 1 - cfg.min_cles and not up:
+            return "Low"
+        return "Pass"
+    ratio = res.mean_ratio if res.mean_ratio is not None else 1.0
+    if ratio >= cfg.min_mean_ratio:
+        return "High"
+    if ratio <= 1 / cfg.min_mean_ratio:
         return "Low"
     return "Pass"
 
@@ -291,10 +179,13 @@ def compare_metric(
         cfg: the metric's configuration.
         canary: raw samples of the canary (0/1 for rates); non-finite values are dropped.
         baseline: raw samples of the baseline.
-        alpha: significance level.
+        alpha: significance level (one-sided for directional metrics).
 
     Returns:
         The classification with every figure.
+
+    Raises:
+        InvalidPolicy: a rate metric with samples other than 0 and 1.
     """
     c, b = _as_array(canary), _as_array(baseline)
     res = MetricResult(
@@ -309,32 +200,49 @@ def compare_metric(
         _summary(c, cfg.kind),
         _summary(b, cfg.kind),
     )
+    res.on_no_data = cfg.no_data_action
     if c.size < cfg.min_samples or b.size < cfg.min_samples:
-        res.reason = f"fewer than {cfg.min_samples} samples (canary {c.size}, baseline {b.size})"
+        res.reason = (
+            f"NoData: fewer than {cfg.min_samples} samples (canary {c.size}, baseline {b.size}); "
+            f"on_no_data {cfg.no_data_action}"
+        )
         return res
+    alt = _ALTERNATIVE[cfg.direction]
+    res.alternative, res.confidence = alt, 1.0 - alpha
+    mean_c, mean_b = float(c.mean()), float(b.mean())
+    res.mean_ratio = mean_c / mean_b if mean_b != 0 else (math.inf if mean_c > 0 else None)
     if cfg.kind == "rate":
         if np.any((c != 0) & (c != 1)) or np.any((b != 0) & (b != 1)):
             raise InvalidPolicy(f"metric {cfg.name!r} is a rate: samples must be 0 or 1")
         xc, xb = int(c.sum()), int(b.sum())
-        z, p = two_proportion_z_test(xc, int(c.size), xb, int(b.size))
-        centre_c, centre_b = xc / c.size, xb / b.size
-        res.test, res.statistic = "two-proportion-z", z
+        res.p_value = fisher_p(xc, int(c.size), xb, int(b.size), alt)
+        low, high = newcombe_interval(xc, int(c.size), xb, int(b.size), 1.0 - alpha, alt)
+        centre_b, res.effect = mean_b, mean_c - mean_b
+        res.test, res.statistic = "fisher-exact+newcombe-wilson", float(xc)
     else:
-        u = stats.mannwhitneyu(c, b, alternative="two-sided")
-        p = float(u.pvalue) if math.isfinite(float(u.pvalue)) else 1.0
-        centre_c, centre_b = float(np.median(c)), float(np.median(b))
-        res.test, res.statistic = "mann-whitney-u", float(u.statistic)
-        res.canary["prob_superiority"] = float(u.statistic) / (c.size * b.size)
-    effect = centre_c - centre_b
+        r = rank_sum_test(c, b, alt, 1.0 - alpha)
+        low, high, centre_b = r.low, r.high, float(np.median(b))
+        res.effect, res.p_value, res.cles = r.estimate, r.p_value, r.cles
+        res.test, res.statistic = f"wilcoxon-rank-sum-{r.method}+hodges-lehmann", r.statistic
     tol = max(cfg.abs_tolerance, cfg.rel_tolerance * abs(centre_b))
-    res.effect, res.tolerance, res.p_value = effect, tol, p
-    res.relative_effect = effect / abs(centre_b) if centre_b != 0 else None
-    res.classification = _classify(p, effect, tol, alpha)
+    res.interval, res.tolerance = [low, high], tol
+    res.relative_effect = res.effect / abs(centre_b) if centre_b != 0 else None
+    effect = "shift" if cfg.kind == "rate" else cfg.effect
+    res.thresholds = {"effect": effect, "tolerance": tol, "alpha": alpha}
+    if effect == "shift":
+        res.classification = _by_interval(low, high, tol, (res.p_value or 0.0) < alpha)
+        why = f"interval [{low:.6g}, {high:.6g}] against band ±{tol:.6g}"
+    else:
+        key = "min_cles" if effect == "cles" else "min_mean_ratio"
+        res.thresholds[key] = getattr(cfg, key)
+        res.classification = _by_effect_size(cfg, res, alpha)
+        value = res.cles if effect == "cles" else res.mean_ratio
+        why = f"{effect} {value if value is None else round(value, 6)} against {key} {getattr(cfg, key)}"
     res.failed = _is_failure(res.classification, cfg.direction)
-    what = "rate" if cfg.kind == "rate" else "median"
+    what = "rate difference" if cfg.kind == "rate" else "Hodges-Lehmann shift"
     res.reason = (
-        f"{what} {centre_c:.6g} vs {centre_b:.6g} (effect {effect:+.6g}, tolerance {tol:.6g}, "
-        f"p={p:.3g}, alpha {alpha}): {res.classification}"
+        f"{what} {res.effect:+.6g} (canary mean {mean_c:.6g}, baseline mean {mean_b:.6g}), {why}, "
+        f"p={res.p_value:.3g} ({alt}, alpha {alpha}): {res.classification}"
         + (f", bad direction {cfg.direction}" if res.failed else "")
     )
     return res
@@ -356,7 +264,8 @@ def judge(
 
     Returns:
         JSON data: ``decision`` (pass / marginal / rollback), ``score`` (0-100 or None without data),
-        ``reasons``, ``critical_failures``, ``metrics`` (every figure), ``guard_events``, ``config``.
+        ``reasons``, ``critical_failures``, ``no_data`` (metrics that lacked data), ``metrics`` (every
+        figure), ``guard_events``, ``config``.
     """
     cfg = config or JudgeConfig()
     results = [compare_metric(m, canary.get(m.name), baseline.get(m.name), cfg.alpha) for m in cfg.metrics]
@@ -364,6 +273,10 @@ def judge(
     total = sum(r.weight for r in with_data)
     score = None if total <= 0 else round(100.0 * sum(r.weight for r in with_data if not r.failed) / total, 2)
     critical = [r.name for r in results if r.failed and r.critical]
+    no_data = {
+        a: [r for r in results if r.classification == "NoData" and r.on_no_data == a]
+        for a in ("fail", "marginal")
+    }
     reasons: list[str] = []
     decision: Decision
     if guard_events:
@@ -374,6 +287,13 @@ def judge(
     if critical:
         decision = "rollback"
         reasons += [f"critical metric {r.name} failed: {r.reason}" for r in results if r.name in critical]
+    if no_data["fail"]:
+        decision = "rollback"
+        reasons += [f"metric {r.name} has no data and fails the stage: {r.reason}" for r in no_data["fail"]]
+    if not reasons and no_data["marginal"]:
+        decision = "marginal"
+        reasons += [f"metric {r.name} has no data, a human decides: {r.reason}" for r in no_data["marginal"]]
+        reasons += [f"{r.name} failed: {r.reason}" for r in results if r.failed]
     if not reasons:
         if score is None:
             decision = cfg.on_no_data
@@ -397,6 +317,7 @@ def judge(
             "score": score,
             "reasons": reasons,
             "critical_failures": critical,
+            "no_data": [r.name for r in results if r.classification == "NoData"],
             "metrics": [r.to_dict() for r in results],
             "guard_events": [dict(e) for e in guard_events],
             "config": cfg.to_dict(),

@@ -16,33 +16,24 @@ from include.canary.judge import (
     MetricConfig,
     compare_metric,
     judge,
-    two_proportion_z_test,
 )
 
 
-def test_two_proportion_test_matches_the_pooled_formula_computed_by_hand() -> None:
-    # 10/100 vs 5/100: pooled p = 15/200 = 0.075, se = sqrt(0.075 * 0.925 * (1/100 + 1/100)) = 0.0372492,
-    # z = 0.05 / 0.0372492 = 1.34231, two-sided p = 2 * (1 - Phi(1.34231)) = 0.179495
-    z, p = two_proportion_z_test(10, 100, 5, 100)
-    assert z == pytest.approx(1.34231, abs=1e-5)
-    assert p == pytest.approx(0.179495, abs=1e-6)
-
-
-def test_two_proportion_test_without_any_event_has_no_variance_and_p_one() -> None:
-    assert two_proportion_z_test(0, 50, 0, 80) == (0.0, 1.0)
-    with pytest.raises(ValueError, match="invalid counts"):
-        two_proportion_z_test(5, 0, 1, 10)
-
-
-def test_mann_whitney_on_a_tiny_sample_gives_the_exact_hand_computed_p_value() -> None:
+def test_rank_sum_on_a_tiny_sample_gives_the_exact_hand_computed_p_value() -> None:
     # canary 1,2,3 below baseline 4,5,6: U = 0; exact P(U <= 0) = 1 / C(6, 3) = 1/20, two-sided 0.1
-    cfg = MetricConfig("latency_ms", min_samples=3, abs_tolerance=0.5)
+    cfg = MetricConfig("latency_ms", direction="either", min_samples=3, abs_tolerance=0.5)
     r = compare_metric(cfg, [1, 2, 3], [4, 5, 6], alpha=0.05)
+    assert r.interval == [-5.0, -1.0] and r.alternative == "two-sided"
     assert r.statistic == 0.0 and r.p_value == pytest.approx(0.1)
-    assert r.effect == pytest.approx(-3.0), "median 2 - median 5"
-    assert r.classification == "Pass", "p = 0.1 is not significant at alpha 0.05"
+    assert r.effect == pytest.approx(-3.0), "median of the 9 pairwise differences -5..-1"
+    assert r.classification == "Pass", (
+        "p = 0.1: the exact interval [-5, -1] is only a 90 % one (R warns the level is not achievable)"
+    )
     r = compare_metric(cfg, [1, 2, 3], [4, 5, 6], alpha=0.2)
-    assert r.classification == "Low" and not r.failed, "lower latency is not a failure"
+    assert r.classification == "Low" and r.failed, "direction 'either': a drop fails too"
+    r = compare_metric(MetricConfig("latency_ms", min_samples=3), [1, 2, 3], [4, 5, 6], alpha=0.2)
+    assert r.alternative == "greater" and r.p_value == pytest.approx(1.0), "one-sided: P(U >= 0) = 1"
+    assert r.classification == "Pass" and not r.failed, "lower latency is not a failure"
 
 
 def test_continuous_metric_agrees_with_scipy_on_raw_samples_and_fails_upwards() -> None:
@@ -51,10 +42,11 @@ def test_continuous_metric_agrees_with_scipy_on_raw_samples_and_fails_upwards() 
     canary = rng.lognormal(mean=0.0, sigma=0.3, size=300) * 20
     cfg = MetricConfig("latency_ms", direction="increase", abs_tolerance=2.0, rel_tolerance=0.5)
     r = compare_metric(cfg, canary, baseline)
-    ref = stats.mannwhitneyu(canary, baseline, alternative="two-sided")
+    ref = stats.mannwhitneyu(canary, baseline, alternative="greater")  # one-sided: increase is bad
     assert r.p_value == pytest.approx(float(ref.pvalue), rel=1e-12)
     assert r.statistic == pytest.approx(float(ref.statistic))
-    assert r.effect == pytest.approx(float(np.median(canary) - np.median(baseline)))
+    assert r.cles == pytest.approx(float(ref.statistic) / (300 * 400))
+    assert r.effect == pytest.approx(float(np.median(np.subtract.outer(canary, baseline))))
     assert r.tolerance == pytest.approx(max(2.0, 0.5 * float(np.median(baseline))))
     assert r.classification == "High" and r.failed
     assert r.canary["p99"] == pytest.approx(float(np.quantile(canary, 0.99)))
@@ -69,12 +61,13 @@ def test_significant_but_small_effect_passes_within_tolerance() -> None:
     assert r.classification == "Pass" and not r.failed
 
 
-def test_rate_metric_uses_the_two_proportion_test_on_zero_one_samples() -> None:
+def test_rate_metric_uses_fisher_and_the_newcombe_interval_on_zero_one_samples() -> None:
     canary = np.r_[np.ones(10), np.zeros(90)]
     baseline = np.r_[np.ones(5), np.zeros(95)]
     r = compare_metric(MetricConfig("error_rate", "rate", abs_tolerance=0.01), canary, baseline, alpha=0.2)
-    z, p = two_proportion_z_test(10, 100, 5, 100)
-    assert (r.statistic, r.p_value) == (pytest.approx(z), pytest.approx(p))
+    ref = stats.fisher_exact([[10, 90], [5, 95]], alternative="greater")
+    assert r.p_value == pytest.approx(float(ref.pvalue), rel=1e-12) and r.p_value < 0.2
+    assert r.interval[0] is not None and r.interval[0] > 0.01 and r.interval[1] == math.inf
     assert r.effect == pytest.approx(0.05) and r.classification == "High" and r.failed
     with pytest.raises(InvalidPolicy, match="samples must be 0 or 1"):
         compare_metric(MetricConfig("error_rate", "rate", min_samples=1), [0.5], [0])
@@ -95,8 +88,12 @@ def test_too_few_samples_is_nodata_and_leaves_the_score_denominator() -> None:
 
 def test_no_data_at_all_gives_the_on_no_data_decision() -> None:
     res = judge({}, {"latency_ms": [1.0] * 100})
+    assert res["score"] is None and res["decision"] == "rollback", "critical error_rate without data fails"
+    assert res["no_data"] == ["error_rate", "latency_ms", "score"]
+    lenient = JudgeConfig.from_dict({"metrics": {"error_rate": {"on_no_data": "ignore"}}})
+    res = judge({}, {"latency_ms": [1.0] * 100}, lenient)
     assert res["score"] is None and res["decision"] == "marginal"
-    res = judge({}, {}, JudgeConfig(on_no_data="rollback"))
+    res = judge({}, {}, JudgeConfig(metrics=lenient.metrics, on_no_data="rollback"))
     assert res["decision"] == "rollback" and "no metric had enough data" in res["reasons"][0]
 
 
