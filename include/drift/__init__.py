@@ -1,0 +1,1 @@
+"""Drift monitoring: calibrated PSI / KS / Jensen-Shannon per feature (``docs/drift.md``)."""
