@@ -22,11 +22,25 @@ FIELDS = (
     "score",
     "shadow",
     "error",
+    "inputs",
 )
 """Field names in the order of an event tuple and of the file's columns."""
 
 Record = tuple[
-    int, str, str, str, str, "str | None", bool, float, int, int, "float | None", bool, "str | None"
+    int,
+    str,
+    str,
+    str,
+    str,
+    "str | None",
+    bool,
+    float,
+    int,
+    int,
+    "float | None",
+    bool,
+    "str | None",
+    "str | None",
 ]
 """One event as the router appends it: ``ts`` in microseconds since the epoch (UTC), then ``FIELDS``."""
 
@@ -57,5 +71,8 @@ def event_schema() -> Any:
             pa.field("score", pa.float64()),
             pa.field("shadow", pa.bool_(), nullable=False),
             pa.field("error", pa.string()),
+            # JSON object {input name: flat list of one row's values}, for a sampled share of scored
+            # requests of consenting units (ROUTER_EVENTS_INPUT_SAMPLE); null otherwise
+            pa.field("inputs", pa.string()),
         ]
     )

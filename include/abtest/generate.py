@@ -240,6 +240,7 @@ def _write_events(
         "score": pa.array(rng.random(n)),
         "shadow": pa.array(np.zeros(n, dtype=bool)),
         "error": pa.nulls(n, pa.string()),
+        "inputs": pa.nulls(n, pa.string()),
     }
     table = pa.table(cols, schema=event_schema())
     extra = []

@@ -193,6 +193,8 @@ class InProcessRouter:
         return _SyncAsgiClient(self, {"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.run_until_complete(self.app.shutdown())
         self.loop.close()
 

@@ -16,10 +16,12 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
+import orjson
 
 from router.changelog import ChangeLog
 from router.errors import Forbidden, InferenceError, NotFound
 from router.events import EventSink, Record
+from router.guard import cut_variant, observe
 from router.model import OnnxModel
 from router.routes import ModelRoutes, RoutesDocument
 from router.settings import RouterSettings
@@ -62,6 +64,7 @@ class DataPlane:
             )
         self.shadow = ShadowScorer(settings.shadow_queue, self._shadow_outcome)
         self._rand = random.random
+        self.input_sample = settings.events_input_sample if self.sink is not None else 0.0
         self._seq = 0
         self._rid_prefix = f"{os.getpid():x}-{int(time.time()):x}-"
         self.origin_sha: str | None = None
@@ -255,7 +258,12 @@ class DataPlane:
         latency = perf_counter() - t0
         first = outputs[0]
         rows = first.shape[0] if first.ndim else 1
-        self._outcome(mt, v, latency, True, m.score(outputs), rows, request_id, unit_id, consent, None)
+        inputs = None
+        if consent and self.input_sample and self._rand() < self.input_sample:
+            inputs = sample_inputs(feeds)
+        self._outcome(
+            mt, v, latency, True, m.score(outputs), rows, request_id, unit_id, consent, None, inputs
+        )
         if mt.shadow is not None and self._rand() < mt.shadow_p:
             self.shadow.offer(mt, feeds, request_id, unit_id, consent)
         return v, outputs, records
@@ -273,7 +281,7 @@ class DataPlane:
         consent: bool,
         error: str | None,
     ) -> None:
-        self._outcome(mt, v, latency, ok, score, rows, request_id, unit_id, consent, error, shadow=True)
+        self._outcome(mt, v, latency, ok, score, rows, request_id, unit_id, consent, error, None, True)
 
     def _outcome(
         self,
@@ -287,6 +295,7 @@ class DataPlane:
         unit_id: bytes | None,
         consent: bool,
         error: str | None,
+        inputs: str | None = None,
         shadow: bool = False,
     ) -> None:
         now = time.time()
@@ -306,58 +315,15 @@ class DataPlane:
                 score,
                 shadow,
                 error,
+                inputs,
             )
             self.sink.append(rec)
         if v.guarded and not shadow:
-            g = mt.guard
-            n, errs, slow = v.stats.guard_observe(ok, latency > mt.max_latency_s, g.window)
-            if n >= g.min_requests and (errs / n > g.max_error_rate or slow / n > g.max_slow_rate):
-                reason = (
-                    f"error rate {errs / n:.3f} > {g.max_error_rate}"
-                    if errs / n > g.max_error_rate
-                    else f"share slower than {g.max_latency_ms} ms {slow / n:.3f} > {g.max_slow_rate}"
-                )
-                self.trip(mt.name, v.name, reason, {"requests": n, "errors": errs, "slow": slow})
+            observe(self, mt, v, ok, latency)
 
     def trip(self, model: str, variant: str, reason: str, window: dict[str, int]) -> None:
-        """Cut a variant to zero weight, give its weight to the champion, and record why.
-
-        Args:
-            model: the model.
-            variant: the variant to cut.
-            reason: why, in words.
-            window: the guard window counts that triggered it.
-        """
-        mt = self.table.models.get(model)
-        if mt is None or variant not in mt.variants or mt.variants[variant].weight_bp == 0:
-            return
-        before = mt.routes.model_dump(mode="json")
-        data = mt.routes.model_dump(mode="json")
-        cut = 0
-        for v in data["variants"]:
-            if v["name"] == variant:
-                cut, v["weight_bp"] = v["weight_bp"], 0
-        for v in data["variants"]:
-            if v["name"] == mt.champion:
-                v["weight_bp"] += cut
-        routes = ModelRoutes.model_validate(data)
-        new_mt = self.loader.model_table(model, routes, {r.name: r.model for r in mt.runtimes()})
-        new_mt.variants[variant].stats.reset_guard()
-        self.install(self.replace_model(model, new_mt))
-        self.log.guard_event(
-            {
-                "ts": time.time(),
-                "model": model,
-                "variant": variant,
-                "version": mt.variants[variant].version,
-                "weight_bp_before": cut,
-                "champion": mt.champion,
-                "reason": reason,
-                "window": window,
-            }
-        )
-        log.warning("guard cut %s/%s to 0 bp: %s", model, variant, reason)
-        self.record_change("guard", "guard.cut", f"routes:{model}", before, routes.model_dump(mode="json"))
+        """Cut a variant to zero weight, give its weight to the champion, and record why (``router.guard``)."""
+        cut_variant(self, model, variant, reason, window)
 
     # ---------------------------------------------------------------- admin reads
 
@@ -387,3 +353,15 @@ class DataPlane:
         """
         if roles is None or "pin" not in roles:
             raise Forbidden("X-Variant needs a bearer key with the 'pin' role")
+
+
+def sample_inputs(feeds: Feeds) -> str:
+    """Return the first row of each input as a JSON object ``{name: flat list of values}``.
+
+    Args:
+        feeds: the checked inputs of a request.
+
+    Returns:
+        The JSON text recorded in the event's ``inputs`` column.
+    """
+    return orjson.dumps({name: arr[0].ravel().tolist() for name, arr in feeds.items()}).decode()

@@ -122,7 +122,10 @@ class ParquetBatchWriter:
         pause = self.pause
         batches = []
         for i in range(0, len(recs), WRITE_SLICE):  # about 1 ms a step, then a pause
-            cols = list(zip(*recs[i : i + WRITE_SLICE], strict=True))
+            part = recs[i : i + WRITE_SLICE]
+            cols = list(zip(*part, strict=True))
+            # records of an older producer lack the newest (nullable, trailing) fields: null there
+            cols += [(None,) * len(part)] * (len(sch) - len(cols))
             arrays = [pa.array(c, type=f.type) for c, f in zip(cols, sch, strict=True)]
             batches.append(pa.RecordBatch.from_arrays(arrays, schema=sch))
             if pause is not None:

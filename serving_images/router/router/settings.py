@@ -75,6 +75,11 @@ class RouterSettings(BaseSettings):
     under sustained saturation falls behind, holds up to ``events_max_buffer`` records and counts the
     rest as dropped."""
 
+    events_input_sample: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Share of scored requests of consenting units (``X-Consent: true``) whose first input row is
+    recorded in the event's ``inputs`` column (JSON ``{input name: flat list}``) for drift monitoring;
+    0 turns it off. Units without consent are never sampled."""
+
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""
 
