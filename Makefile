@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test lint bench bench-serving bench-tail bench-instructions bench-dags bench-batch bench-abtest clean
+.PHONY: venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,12 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy include serving_images/router/router
+
+# Known vulnerabilities in the lock (pip-audit, PyPI's advisory data); exceptions: .pip-audit-ignore.
+# AUDIT_ARGS=--strict also fails on packages the advisory service could not look up.
+AUDIT_ARGS ?=
+audit: venv
+	$(PY) .ci/pip_audit_gate.py --requirements constraints.txt --ignore-file .pip-audit-ignore $(AUDIT_ARGS)
 
 bench-dags: venv
 	$(PY) benchmarks/dag_parse.py
