@@ -66,6 +66,7 @@ class DuckDBEngine:
             "preserve_insertion_order": False,
         }
         if temp_dir is not None:
+            temp_dir.mkdir(parents=True, exist_ok=True)  # DuckDB creates the last level only
             config["temp_directory"] = str(temp_dir)
         try:
             self._con = duckdb.connect(":memory:", config=config)

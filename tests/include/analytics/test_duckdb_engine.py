@@ -60,7 +60,7 @@ def test_duckdb_reads_hive_partitions_as_strings_and_only_the_hours_asked(tmp_pa
 def test_duckdb_spills_a_large_aggregation_within_its_memory_limit(tmp_path: Path) -> None:
     from include.analytics.duck import DuckDBEngine
 
-    eng = DuckDBEngine(memory_limit="64MB", threads=1, temp_dir=tmp_path / "spill")
+    eng = DuckDBEngine(memory_limit="64MB", threads=1, temp_dir=tmp_path / "home" / "analytics-tmp")
     try:
         # 3M distinct keys: the hash table (~100 MB) does not fit in 64 MB; without spilling DuckDB
         # would fail with "Out of Memory"
