@@ -35,6 +35,9 @@ import orjson
 from modelgate_contracts.events import FIELDS, HOUR_US, Record
 from modelgate_contracts.events import event_schema as schema
 from router.parquetsink import WRITE_SLICE, ParquetBatchWriter
+from router.writerproc import WriterChild
+
+_Child = WriterChild  # the name tests and tools used
 
 __all__ = [
     "FIELDS",
@@ -64,38 +67,6 @@ WRITER_NICE = 10
 
 FRAME = struct.Struct("<II")
 """Frame header on the writer's stdin: payload bytes, record count; the payload is a JSON array."""
-
-
-class _Child:
-    """One writer process and what the serving process knows of it."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-        self.sent = 0
-        # the latest report, swapped in as one tuple: written, dropped, failures, files, error
-        self.counts: tuple[int, int, int, int, str | None] = (0, 0, 0, 0, None)
-        # the file the writer said it was writing when it last reported (path, records), or None
-        self.pending: tuple[str, int] | None = None
-        self.reader: threading.Thread | None = None
-
-    def take(self, line: bytes) -> None:
-        """Take in one report line of the writer."""
-        try:
-            d = orjson.loads(line)
-            counts = (
-                int(d["written"]),
-                int(d["dropped"]),
-                int(d["failures"]),
-                int(d["files"]),
-                d.get("error"),
-            )
-            p = d.get("pending")
-            pending = (str(p[0]), int(p[1])) if p else None
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
-            log.warning("unreadable report from the event writer: %r", line[:200])
-            return
-        self.pending = pending
-        self.counts = counts
 
 
 class EventSink:
@@ -129,7 +100,10 @@ class EventSink:
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._child: _Child | None = None
+        self._child: WriterChild | None = None
+        # frames and files a dead writer left for the next one; records lost beyond what was resent
+        self._resend: tuple[list[tuple[bytes, int]], list[list[object]]] | None = None
+        self._debt = 0
         self._local = ParquetBatchWriter(root, max_buffer)
         # counts of writer processes that ended, and of records lost on this side
         self._base: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -150,7 +124,8 @@ class EventSink:
     def dropped(self) -> int:
         """Records dropped (sink kept failing beyond ``max_buffer``, or a writer process died)."""
         c = self._child
-        return self._base[1] + self._refused + self._local.dropped + (c.counts[1] if c else 0)
+        lost = max(0, self._debt + (c.dup_skipped if c else 0))
+        return self._base[1] + self._refused + self._local.dropped + (c.counts[1] if c else 0) + lost
 
     @property
     def failures(self) -> int:
@@ -174,7 +149,7 @@ class EventSink:
     def buffered(self) -> int:
         """Records not yet written nor dropped (in this process, in the pipe, in the writer)."""
         c = self._child
-        held = c.sent - c.counts[0] - c.counts[1] if c else 0
+        held = c.sent - c.counts[0] - c.counts[1] - c.dup_skipped if c else 0
         return len(self._buf) + len(self._local.rows) + held
 
     # ------------------------------------------------------------------ request path
@@ -261,6 +236,8 @@ class EventSink:
     # ------------------------------------------------------------------ writer process
 
     def _spawn(self) -> None:
+        resend = self._resend
+        self._resend = None
         env = dict(os.environ)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join([pkg_root, *filter(None, [env.get("PYTHONPATH")])])
@@ -271,6 +248,8 @@ class EventSink:
                 "flush_seconds": self.flush_seconds,
                 "max_buffer": self.max_buffer,
                 "nice": self.writer_nice,
+                "resend_records": sum(n for _, n in resend[0]) if resend else 0,
+                "skip_files": resend[1] if resend else [],
             }
         ).decode()
         proc = subprocess.Popen(
@@ -280,25 +259,50 @@ class EventSink:
             env=env,
             close_fds=True,
         )
-        child = _Child(proc)
+        child = WriterChild(proc, self.max_buffer)
         child.reader = threading.Thread(
             target=self._read_reports, args=(child,), name="event-writer-reports", daemon=True
         )
         child.reader.start()
         self._child = child
         log.info("event writer process %d started", proc.pid)
+        if resend:
+            with self._send_lock:
+                for payload, n in resend[0]:
+                    if not self._send_frame(child, payload, n):
+                        break
 
-    def _read_reports(self, child: _Child) -> None:
+    def _read_reports(self, child: WriterChild) -> None:
         out: IO[bytes] | None = child.proc.stdout
         if out is None:
             return
         for line in out:
             child.take(line)
 
-    def _retire(self, child: _Child) -> None:
-        """Fold an ended writer's counts into the totals; what it never accounted for is dropped."""
+    def _retire(self, child: WriterChild) -> None:
+        """Fold an ended writer's counts into the totals; what it never accounted for is resent to the
+        next writer (``router.writerproc``), or, when that is not possible, counted as dropped."""
         w, d, f, n, err = child.counts
-        lost = child.sent - w - d
+        b = self._base
+        self._base = (b[0], b[1] + max(0, self._debt + child.dup_skipped), b[2], b[3])
+        self._debt = 0
+        lost = child.sent - w - d - child.dup_skipped
+        plan = child.resend_plan() if lost > 0 and not self._stop.is_set() else None
+        if plan is not None:
+            resent = sum(k for _, k in plan[0])
+            # resent records already counted as written are found again by the next writer (dup_skipped)
+            self._debt = lost - resent
+            self._resend = plan
+            log.warning(
+                "event writer exited with code %s before accounting for %d records; resending %d records "
+                "to the next writer, which skips those already in files %s",
+                child.proc.returncode,
+                lost,
+                resent,
+                [p for p, _ in plan[1]],
+            )
+            lost = 0
+            f += 1
         if lost > 0 and child.pending is not None:
             path, rows = child.pending
             if self._local.exists(path):  # the file is in place; only the report after it was lost
@@ -356,22 +360,31 @@ class EventSink:
             b = self._base
             self._base = (b[0], b[1] + extra, b[2], b[3])
 
-    def _send_all(self, child: _Child) -> None:
+    def _send_all(self, child: WriterChild) -> None:
         buf = self._buf
         stdin = child.proc.stdin
         while buf and stdin is not None and not stdin.closed:
             n = min(len(buf), SEND_CHUNK)
             chunk = buf[:n]
             del buf[:n]  # one C call: appends made meanwhile stay at the end
-            payload = orjson.dumps(chunk)
-            child.sent += n
-            try:
-                stdin.write(FRAME.pack(len(payload), n))
-                stdin.write(payload)
-                stdin.flush()
-            except (BrokenPipeError, OSError, ValueError) as e:
-                log.error("event writer pipe failed (%s); it will be restarted", e)
+            if not self._send_frame(child, orjson.dumps(chunk), n):
                 return
+
+    def _send_frame(self, child: WriterChild, payload: bytes, n: int) -> bool:
+        """Write one frame to the writer and keep it until acknowledged; False when the pipe failed."""
+        stdin = child.proc.stdin
+        child.sent += n
+        child.keep(payload, n)
+        if stdin is None or stdin.closed:
+            return False
+        try:
+            stdin.write(FRAME.pack(len(payload), n))
+            stdin.write(payload)
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as e:
+            log.error("event writer pipe failed (%s); it will be restarted", e)
+            return False
+        return True
 
 
 def now_us() -> int:

@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -37,6 +37,15 @@ def _read_exact(fd: int, n: int) -> bytes | None:
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
+
+
+def _read_frame(fd: int) -> bytes | None:
+    """Read one frame's payload, or None at end of file."""
+    head = _read_exact(fd, FRAME.size)
+    if head is None:
+        return None
+    size, _count = FRAME.unpack(head)
+    return _read_exact(fd, size)
 
 
 def serve(cfg: dict[str, object], fd_in: int, out: IO[bytes]) -> int:
@@ -79,27 +88,33 @@ def serve(cfg: dict[str, object], fd_in: int, out: IO[bytes]) -> int:
 
     pa.array([0], type=pa.int64())
 
+    skip: list[list[object]] = cfg.get("skip_files") or []  # type: ignore[assignment]
+    resend = _Resend(int(cfg.get("resend_records", 0)), skip)  # type: ignore[call-overload]
+    frames = 0
     last = time.monotonic()
     open_ = True
     while open_:
         timeout = max(0.0, last + flush_seconds - time.monotonic())
         ready, _, _ = select.select([fd_in], [], [], timeout)
         if ready:
-            head = _read_exact(fd_in, FRAME.size)
-            payload = None
-            if head is not None:
-                size, _count = FRAME.unpack(head)
-                payload = _read_exact(fd_in, size)
+            payload = _read_frame(fd_in)
             if payload is None:
                 open_ = False
             else:
-                writer.rows.extend(orjson.loads(payload))
+                frames += 1
+                recs, resent_all = resend.take(writer, orjson.loads(payload))
+                if resent_all:  # the dead writer's records are old already: write them now
+                    last = -flush_seconds
+                writer.rows.extend(recs)
                 _pause()
         now = time.monotonic()
         if len(writer.rows) >= flush_rows or now - last >= flush_seconds or not open_:
             if writer.rows:
                 writer.flush()  # reports before and after each file
             last = now
+        if not writer.rows and writer.acked != frames:  # everything received is in a file (or dropped)
+            writer.acked = frames
+            report()
     if writer.rows:  # the last attempt failed: nobody will retry these
         log.error(
             "event writer exiting with %d records it could not write; counted as dropped", len(writer.rows)
@@ -108,6 +123,63 @@ def serve(cfg: dict[str, object], fd_in: int, out: IO[bytes]) -> int:
         writer.rows = []
     report()
     return 0
+
+
+Key = tuple[int, str, bool]
+
+
+def _file_keys(skip: list[list[object]]) -> tuple[set[Key], set[Key]]:
+    """Read the (ts, request_id, shadow) keys of the files a dead writer may have written.
+
+    Args:
+        skip: ``[path, counted]`` pairs: files it reported written (``counted``), and the file it was
+            writing when it died (not counted; it may or may not be in place).
+
+    Returns:
+        The keys of counted files, and of the uncounted file when it is in place.
+    """
+    counted: set[Key] = set()
+    uncounted: set[Key] = set()
+    if not skip:
+        return counted, uncounted
+    import pyarrow.parquet as pq
+
+    for path, was_counted in skip:
+        try:
+            t = pq.read_table(str(path), columns=["ts", "request_id", "shadow"])
+        except (OSError, ValueError) as e:  # not in place (killed before the rename): nothing to skip
+            log.info("not skipping records of %s: %s", path, e)
+            continue
+        ts = t.column("ts").cast("int64").to_pylist()
+        keys = zip(ts, t.column("request_id").to_pylist(), t.column("shadow").to_pylist(), strict=True)
+        (counted if was_counted else uncounted).update(keys)
+    return counted, uncounted
+
+
+class _Resend:
+    """The first ``left`` records a new writer receives were resent after its predecessor died: those
+    already in one of the predecessor's files are not written again (``router.writerproc``)."""
+
+    def __init__(self, left: int, skip: list[list[object]]) -> None:
+        self.left = left
+        self.counted, self.uncounted = _file_keys(skip) if left > 0 else (set(), set())
+
+    def take(self, writer: ParquetBatchWriter, recs: list[list[Any]]) -> tuple[list[list[Any]], bool]:
+        """Filter one frame's records; returns them and whether the last resent record just passed."""
+        if self.left <= 0:
+            return recs, False
+        again, rest = recs[: self.left], recs[self.left :]
+        self.left -= len(again)
+        keep = []
+        for r in again:
+            k = (r[0], r[1], r[11])
+            if k in self.counted:  # in a file the dead writer reported: already counted as written
+                writer.dup_skipped += 1
+            elif k in self.uncounted:  # in the file it was writing when it died: in place, so written
+                writer.written += 1
+            else:
+                keep.append(r)
+        return [*keep, *rest], self.left <= 0
 
 
 def _silence(out: IO[bytes]) -> None:

@@ -60,6 +60,10 @@ class ParquetBatchWriter:
         self.failures = 0
         self.files = 0
         self.last_error: str | None = None
+        self.acked = 0
+        """Frames received whose every record is written or dropped (the writer process sets it)."""
+        self.dup_skipped = 0
+        """Resent records found already in a file that was reported written (not written again)."""
         self.pending: tuple[str, int] | None = None
         """The file being written now and its record count; None between files."""
         self._seq = 0
@@ -207,6 +211,8 @@ class ParquetBatchWriter:
                     "files": self.files,
                     "error": self.last_error,
                     "pending": self.pending,
+                    "acked": self.acked,
+                    "dup_skipped": self.dup_skipped,
                 }
             )
             + b"\n"
