@@ -1,0 +1,143 @@
+"""Live samples for drift monitoring: sampled inputs and scores of a model version from the router's events.
+
+Event files (``<root>/date=YYYY-MM-DD/hour=HH/*.parquet``, schema in ``modelgate_contracts.events``)
+carry the prediction summary ``score`` of every request and, for a share of consenting requests, a
+nullable string column ``inputs``: a JSON object ``{input tensor name: flat list of the values of one
+sampled row}``. :func:`input_rows` maps those objects onto the feature spec's columns: a single tensor's
+values in the spec's column order, or one single-value tensor per feature named like it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.drift.errors import DriftInputError
+
+log = logging.getLogger(__name__)
+
+INPUTS_COLUMN = "inputs"
+"""Nullable string column of the event files holding a sampled row's inputs as JSON."""
+
+
+@dataclass(frozen=True)
+class LiveSample:
+    """What the events of one version hold for one window.
+
+    Attributes:
+        scores: prediction summaries of successful primary requests.
+        inputs: the sampled input rows, one JSON string (or None) per event that carried one.
+    """
+
+    scores: np.ndarray
+    inputs: list[str]
+
+
+def _hour_dirs(root: Path, start: datetime, end: datetime) -> list[Path]:
+    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while t < end:
+        out.append(root / f"date={t:%Y-%m-%d}" / f"hour={t:%H}")
+        t += timedelta(hours=1)
+    return out
+
+
+def read_window(
+    root: str | Path, model: str, version: str | None, start: datetime, end: datetime
+) -> LiveSample:
+    """Read one model's primary events with ``start <= ts < end`` (a local events root).
+
+    Args:
+        root: the router's events root.
+        model: the model name.
+        version: only events served by this version (None: any).
+        start: window start (timezone-aware).
+        end: window end (timezone-aware).
+
+    Returns:
+        The scores and sampled inputs of the window (empty when there are no files).
+
+    Raises:
+        DriftInputError: a bad window or an unreadable file.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if start.tzinfo is None or end.tzinfo is None or not start < end:
+        raise DriftInputError(f"invalid window {start} .. {end}: need timezone-aware start < end")
+    scores: list[np.ndarray] = []
+    inputs: list[str] = []
+    lo = pa.scalar(start.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    hi = pa.scalar(end.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    for folder in _hour_dirs(Path(str(root).removeprefix("file://")), start, end):
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            if path.name.startswith("."):
+                continue
+            try:
+                names = set(pq.read_schema(path).names)
+                cols = ["ts", "model", "model_version", "status", "score", "shadow"]
+                t = pq.read_table(path, columns=cols + ([INPUTS_COLUMN] if INPUTS_COLUMN in names else []))
+            except (OSError, pa.ArrowException) as e:
+                raise DriftInputError(f"cannot read event file {path}: {e}") from e
+            mask = pc.and_(pc.equal(t["model"], model), pc.invert(t["shadow"]))
+            mask = pc.and_(mask, pc.and_(pc.greater_equal(t["ts"], lo), pc.less(t["ts"], hi)))
+            if version is not None:
+                mask = pc.and_(mask, pc.equal(t["model_version"], str(version)))
+            t = t.filter(mask)
+            ok = t.filter(pc.equal(t["status"], 200))
+            scores.append(ok["score"].to_numpy(zero_copy_only=False).astype(np.float64))
+            if INPUTS_COLUMN in t.column_names:
+                inputs += [s for s in t[INPUTS_COLUMN].to_pylist() if s]
+    arr = np.concatenate(scores) if scores else np.array([], dtype=np.float64)
+    return LiveSample(arr[np.isfinite(arr)], inputs)
+
+
+def input_rows(records: Sequence[str], features: Sequence[str]) -> tuple[pd.DataFrame, int]:
+    """Map sampled input records onto feature columns.
+
+    Args:
+        records: JSON objects ``{tensor name: flat list of values}``, one sampled row each.
+        features: the feature spec's column names, in order.
+
+    Returns:
+        The rows (numeric values as floats, others as given) and how many records could not be mapped
+        (bad JSON, a tensor whose length differs from the number of features...).
+    """
+    rows: list[list[Any]] = []
+    unmapped = 0
+    names = list(features)
+    for text in records:
+        try:
+            obj = json.loads(text)
+        except (TypeError, ValueError):
+            unmapped += 1
+            continue
+        if not isinstance(obj, dict) or not obj:
+            unmapped += 1
+            continue
+        if len(obj) == 1:
+            values = next(iter(obj.values()))
+            if isinstance(values, list) and len(values) == len(names):
+                rows.append(values)
+                continue
+        if set(obj) >= set(names) and all(isinstance(obj[n], list) and len(obj[n]) == 1 for n in names):
+            rows.append([obj[n][0] for n in names])
+            continue
+        unmapped += 1
+    if unmapped:
+        log.warning("%d sampled input records do not map onto the %d features", unmapped, len(names))
+    frame = pd.DataFrame(rows, columns=names)
+    for name in names:
+        converted = pd.to_numeric(frame[name], errors="coerce")
+        if converted.notna().sum() == frame[name].notna().sum():
+            frame[name] = converted
+    return frame, unmapped
