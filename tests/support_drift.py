@@ -15,7 +15,10 @@ from modelgate_contracts.events import FIELDS, event_schema
 def write_events(
     root: Path, model: str, version: str, start: datetime, scores: np.ndarray, inputs: list[str | None] | None
 ) -> None:
-    """Write one event file per hour touched, one event per second from ``start`` (tests and the DAG test)."""
+    """Write one event file per hour touched, one event per second from ``start``.
+
+    ``inputs=None`` writes files without the ``inputs`` column, as a router older than input sampling.
+    """
     ts = [start + timedelta(seconds=i) for i in range(scores.size)]
     cols = {
         "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")),
@@ -32,13 +35,11 @@ def write_events(
         "shadow": [False] * scores.size,
         "error": [None] * scores.size,
     }
+    cols["inputs"] = inputs if inputs is not None else [None] * scores.size
     schema = event_schema()
-    if inputs is not None:
-        cols["inputs"] = inputs
-        schema = schema.append(pa.field("inputs", pa.string()))
-    table = pa.table(
-        {k: cols[k] for k in [*FIELDS, *(["inputs"] if inputs is not None else [])]}, schema=schema
-    )
+    if inputs is None:  # a file of a router from before sampled input logging: no 'inputs' column
+        schema = schema.remove(schema.get_field_index("inputs"))
+    table = pa.table({k: cols[k] for k in FIELDS if k in schema.names}, schema=schema)
     hours = np.array([t.replace(minute=0, second=0, microsecond=0) for t in ts])
     for hour in sorted(set(hours)):
         folder = root / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"

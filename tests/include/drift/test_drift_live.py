@@ -72,3 +72,35 @@ def test_assess_without_inputs_compares_scores_with_the_previous_window_and_repo
     assert moved["verdict"] == "drift" and moved["drifted"] == [SCORE]
     empty, _ = assess(LiveSample(np.zeros(10), []), LiveSample(np.zeros(10), []), None)
     assert empty["verdict"] == "no_data" and empty["no_data"] == [SCORE]
+
+
+def test_inputs_written_by_the_routers_own_sink_are_read_back(tmp_path: Path) -> None:
+    from router.events import EventSink
+
+    sink = EventSink(str(tmp_path), flush_rows=10**6, flush_seconds=60, max_buffer=10**6)
+    t0 = int(T0.timestamp() * 1_000_000)
+    for i in range(60):
+        inputs = json.dumps({"input": [i / 10, 1.0, -1.0]}) if i % 2 == 0 else None
+        sink.append(
+            (
+                t0 + i * 1_000_000,
+                f"r{i}",
+                "churn",
+                "champion",
+                "4",
+                f"u{i}",
+                True,
+                1.0,
+                200,
+                1,
+                0.5,
+                False,
+                None,
+                inputs,
+            )
+        )
+    sink.close()
+    live = read_window(tmp_path, "churn", "4", T0, T0 + timedelta(minutes=5))
+    assert live.scores.size == 60 and len(live.inputs) == 30
+    frame, bad = input_rows(live.inputs, ["a", "b", "c"])
+    assert bad == 0 and frame["a"].tolist() == [i / 10 for i in range(0, 60, 2)]
