@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-dags bench-batch bench-abtest clean
+.PHONY: venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -60,6 +60,9 @@ bench-tail: venv
 
 bench-instructions: venv
 	$(PY) benchmarks/instructions.py
+
+bench-faults: venv
+	$(PY) benchmarks/faults.py
 
 bench-batch: venv
 	$(PY) benchmarks/batch.py

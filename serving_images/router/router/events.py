@@ -268,9 +268,13 @@ class EventSink:
         log.info("event writer process %d started", proc.pid)
         if resend:
             with self._send_lock:
+                ok = True
                 for payload, n in resend[0]:
-                    if not self._send_frame(child, payload, n):
-                        break
+                    if ok:
+                        ok = self._send_frame(child, payload, n)
+                    else:  # this writer died too: keep the rest for the next one
+                        child.sent += n
+                        child.keep(payload, n)
 
     def _read_reports(self, child: WriterChild) -> None:
         out: IO[bytes] | None = child.proc.stdout
