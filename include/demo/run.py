@@ -99,6 +99,7 @@ def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
 
     os.environ["MODELGATE_CANARY_POLICY"] = policy
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("ROUTER_EVENTS_INPUT_SAMPLE", "0.5")  # the drift stage compares sampled inputs
     if running_pid(cfg) is not None and started_with(cfg).get("MODELGATE_CANARY_POLICY") != policy:
         print(f"the running stack has another canary policy; restarting it with {policy}")
         down(cfg)
@@ -310,7 +311,7 @@ class _Demo:
         return cand, regression, outcome
 
     def summary(self, label: str, cand: str, regression: dict[str, Any], canary: dict[str, Any],
-                ab: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+                ab: dict[str, Any] | None, drift: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         """Write ``<home>/demo/summary.json`` and return it."""
         from include.registry import audit
         from include.registry import registry as reg
@@ -333,6 +334,7 @@ class _Demo:
             "regression": regression,
             "canary": canary,
             "ab": ab,
+            "drift": drift,
             "audit": {"ok": verified.ok, "records": verified.records, "problems": verified.problems},
             "stages": self.stages,
             "seconds": round(time.monotonic() - self.started, 1),
@@ -356,13 +358,16 @@ def run(scenario: str) -> dict[str, Any]:
     Raises:
         DemoFailed: a stage did not end as expected.
     """
+    started = datetime.now(UTC)
     demo = _Demo(scenario)
     champion = demo.champion_stage()
     label, path = demo.candidate()
     cand, regression, canary = demo.canary_stage(label, path)
     _expect(scenario, demo.name, label, cand, champion, regression, canary)
     ab = _ab_stage(demo, champion, cand) if scenario == "good" else None
-    return demo.summary(label, cand, regression, canary, ab)
+    from include.demo.drift import drift_stage
+
+    return demo.summary(label, cand, regression, canary, ab, drift_stage(demo, started))
 
 
 def _ab_stage(demo: _Demo, control: str, treatment: str) -> dict[str, Any]:
@@ -441,6 +446,12 @@ def _print_summary(s: dict[str, Any]) -> None:
             f"approved over REST, champion version {ab['champion']}"
         )
         print(f"A/B report : {ab['report_url']}")
+    d = s.get("drift")
+    if d:
+        print(
+            f"drift      : {d['verdict']} (drifted {d['drifted']}, no data {d['no_data']}, "
+            f"{d['n_sampled_inputs']} sampled inputs); report {d['report_file']} and {d['report_url']}"
+        )
     a = s["audit"]
     print(f"audit log  : {'OK' if a['ok'] else 'TAMPERED'} ({a['records']} records)")
     print(
