@@ -507,6 +507,15 @@ def _fit(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _interval(bounds: list[float | None] | None) -> str:
+    """``[low, high]`` of a judge interval; an open (None) bound is shown as ∞, no interval (NoData) as nothing."""
+    if not bounds or len(bounds) != 2 or bounds == [None, None]:
+        return ""
+    low = "-∞" if bounds[0] is None else _num(bounds[0])
+    high = "∞" if bounds[1] is None else _num(bounds[1])
+    return f"[{low}, {high}]"
+
+
 def evidence_markdown(plan: dict[str, Any], result: dict[str, Any]) -> str:
     """Return a markdown table of a stage's judgement (shown in the approval form).
 
@@ -521,7 +530,7 @@ def evidence_markdown(plan: dict[str, Any], result: dict[str, Any]) -> str:
         f"**{plan['model']}** v{plan['version']} vs champion v{plan['champion']}, stage {result['stage']} "
         f"({result['weight_bp'] / 100:g} %): score **{result['score']}**, decision **{result['decision']}**",
         "",
-        "| metric | class | canary | baseline | effect | tolerance | p | n canary / baseline |",
+        "| metric | class | canary | baseline | effect [interval] | tolerance | p | n canary / baseline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in result["metrics"]:
@@ -531,7 +540,7 @@ def evidence_markdown(plan: dict[str, Any], result: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {m['name']} | {m['classification']}{' (failed)' if m['failed'] else ''} | {_num(c)} | {_num(b)} "
-            f"| {_num(m['effect'])} | {_num(m['tolerance'])} | {_num(m['p_value'])} | {m['n_canary']} / {m['n_baseline']} |"
+            f"| {_num(m['effect'])} {_interval(m.get('interval'))} | {_num(m['tolerance'])} | {_num(m['p_value'])} | {m['n_canary']} / {m['n_baseline']} |"
         )
     lines += ["", *[f"- {r}" for r in result["reasons"]]]
     return "\n".join(lines)
