@@ -9,7 +9,9 @@ Each metric is compared on raw samples, canary against baseline, with an interva
 - **continuous metrics** (latency, prediction score): the Wilcoxon rank-sum test with the
   Hodges-Lehmann shift and its interval, exact for small samples without ties and by the normal
   approximation with tie and continuity correction otherwise, as R's ``wilcox.test(conf.int=TRUE)``
-  (:mod:`include.canary.ranktest`), plus the probability of superiority (CLES) and the ratio of means.
+  (:mod:`include.canary.ranktest`), plus the probability of superiority (CLES) and the ratio of means;
+- **drift** metrics (rows of sampled input features): :func:`include.drift.detect.compare` of the
+  canary's rows against the baseline's, High when any feature drifted.
 
 Classification (``effect`` of the metric): ``shift`` (rates always) is ``High`` when the interval lies
 above the tolerance band ``[-tol, tol]``, ``tol = max(abs_tolerance, rel_tolerance * |baseline centre|)``,
@@ -187,6 +189,8 @@ def compare_metric(
     Raises:
         InvalidPolicy: a rate metric with samples other than 0 and 1.
     """
+    if cfg.kind == "drift":
+        return _compare_drift(cfg, canary, baseline, alpha)
     c, b = _as_array(canary), _as_array(baseline)
     res = MetricResult(
         cfg.name,
@@ -245,6 +249,48 @@ def compare_metric(
         f"p={res.p_value:.3g} ({alt}, alpha {alpha}): {res.classification}"
         + (f", bad direction {cfg.direction}" if res.failed else "")
     )
+    return res
+
+
+def _rows(samples: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    arr = np.asarray(samples if samples is not None else np.empty((0, 0)), dtype=np.float64)
+    return arr.reshape(arr.shape[0], -1) if arr.ndim else arr.reshape(0, 0)
+
+
+def _compare_drift(
+    cfg: MetricConfig,
+    canary: Sequence[float] | np.ndarray | None,
+    baseline: Sequence[float] | np.ndarray | None,
+    alpha: float,
+) -> MetricResult:
+    """Input drift of the canary's sampled rows against the baseline's (include.drift, BH across features)."""
+    from include.drift.detect import compare
+
+    c, b = _rows(canary), _rows(baseline)
+    res = MetricResult(cfg.name, cfg.kind, "NoData", False, cfg.critical, float(cfg.weight), len(c), len(b))
+    res.on_no_data = cfg.no_data_action
+    if len(c) < cfg.min_samples or len(b) < cfg.min_samples or c.shape[1] != b.shape[1]:
+        res.reason = (
+            f"NoData: fewer than {cfg.min_samples} input rows or different widths (canary {c.shape}, "
+            f"baseline {b.shape}); on_no_data {cfg.no_data_action}"
+        )
+        return res
+    pairs = {
+        f"x{j}": (b[:, j][np.isfinite(b[:, j])], c[:, j][np.isfinite(c[:, j])], False)
+        for j in range(c.shape[1])
+    }
+    out = compare(pairs, alpha)
+    drifted = [n for n, f in out["features"].items() if f["drift"]]
+    res.test, res.alternative, res.confidence = (
+        "drift psi/ks/js + benjamini-hochberg",
+        "two-sided",
+        1.0 - alpha,
+    )
+    res.p_value = min(f["p_value"] for f in out["features"].values())
+    res.effect, res.thresholds = float(len(drifted)), {"alpha": alpha, "drifted": drifted}
+    res.classification = "High" if drifted else "Pass"
+    res.failed = _is_failure(res.classification, cfg.direction)
+    res.reason = f"{len(drifted)} of {len(pairs)} input features drifted {drifted} (alpha {alpha}): {res.classification}"
     return res
 
 

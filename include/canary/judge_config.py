@@ -14,7 +14,7 @@ from include.canary.errors import InvalidPolicy
 
 Classification = Literal["Pass", "High", "Low", "NoData"]
 Direction = Literal["increase", "decrease", "either"]
-Kind = Literal["rate", "continuous"]
+Kind = Literal["rate", "continuous", "drift"]
 Decision = Literal["pass", "marginal", "rollback"]
 Effect = Literal["shift", "cles", "mean_ratio"]
 NoDataAction = Literal["fail", "marginal", "ignore"]
@@ -26,8 +26,9 @@ class MetricConfig:
 
     Attributes:
         name: metric name (``error_rate``, ``latency_ms``, ``score`` or any outcome metric).
-        kind: ``rate`` (0/1 samples: Fisher test, Newcombe-Wilson interval) or ``continuous`` (rank-sum
-            test, Hodges-Lehmann shift and interval).
+        kind: ``rate`` (0/1 samples: Fisher test, Newcombe-Wilson interval), ``continuous`` (rank-sum
+            test, Hodges-Lehmann shift and interval) or ``drift`` (rows of input features, canary against
+            baseline with :mod:`include.drift`: High when any feature drifted).
         direction: which change is bad: ``increase``, ``decrease`` or ``either``.
         weight: share of the stage score (any non-negative number; weights are normalised).
         critical: a failure of this metric fails the stage whatever the score.
@@ -87,7 +88,7 @@ class MetricConfig:
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, int | float) or not ok(value):
                 problems.append(f"{attr} must be {what}, got {value!r}")
-        if self.effect != "shift" and self.kind == "rate":
+        if self.effect != "shift" and self.kind != "continuous":
             problems.append("effect applies to continuous metrics; a rate is judged on its difference")
         if (
             isinstance(self.min_samples, bool)

@@ -232,3 +232,22 @@ def test_bad_effect_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(InvalidPolicy) as e:
         JudgeConfig.from_dict({"metrics": {"latency_ms": settings}})
     assert message in e.value.message
+
+
+def test_input_drift_metric_flags_a_shifted_feature_of_the_canarys_inputs() -> None:
+    rng = np.random.default_rng(12)
+    base = rng.normal(size=(600, 5))
+    same = rng.normal(size=(600, 5))
+    shifted = same.copy()
+    shifted[:, 3] += 0.5
+    cfg = JudgeConfig.from_dict(
+        {"metrics": {"input_drift": {"kind": "drift", "weight": 10, "critical": True}}}
+    )
+    res = judge({"input_drift": shifted}, {"input_drift": base}, cfg)
+    drift = next(m for m in res["metrics"] if m["name"] == "input_drift")
+    assert drift["classification"] == "High" and drift["thresholds"]["drifted"] == ["x3"]
+    assert res["decision"] == "rollback" and res["critical_failures"] == ["input_drift"]
+    ok = judge({"input_drift": same}, {"input_drift": base}, cfg)
+    assert next(m for m in ok["metrics"] if m["name"] == "input_drift")["classification"] == "Pass"
+    few = judge({"input_drift": same[:10]}, {"input_drift": base}, cfg)
+    assert few["decision"] == "rollback" and few["no_data"][-1] == "input_drift", "critical NoData fails"
