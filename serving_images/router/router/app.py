@@ -289,8 +289,7 @@ class RouterApp:
         if path == "/v2/health/live":
             return 200, b'{"live":true}', []
         if path == "/v2/health/ready":
-            ok = plane.ready and not plane.draining
-            return (200 if ok else 503), orjson.dumps({"ready": ok}), []
+            return _readiness(plane)
         if path == "/metrics":
             return 200, render_metrics(plane, self).encode(), []
         if path == "/openapi.json":
@@ -328,6 +327,16 @@ def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, 
 
 
 _GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}
+
+
+def _readiness(plane: DataPlane) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """``/v2/health/ready``: 503 while starting or draining; names a registry outage it serves through."""
+    ok = plane.ready and not plane.draining
+    doc: dict[str, Any] = {"ready": ok}
+    unreachable = plane.loader.resolver.unreachable
+    if unreachable is not None:  # still serving, from the cache: say so
+        doc["degraded"] = f"registry unreachable, serving cached models: {unreachable}"
+    return (200 if ok else 503), orjson.dumps(doc), []
 
 
 def _internal(e: Exception, method: Any, path: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -88,6 +88,17 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
     add("# HELP router_routes_revision Revision of the route table served now.")
     add("# TYPE router_routes_revision gauge")
     add(f"router_routes_revision {plane.table.revision}")
+    resolver = plane.loader.resolver
+    add(
+        "# HELP router_registry_unreachable 1 while the latest registry call failed (models served from the cache)."
+    )
+    add("# TYPE router_registry_unreachable gauge")
+    add(f"router_registry_unreachable {int(resolver.unreachable is not None)}")
+    add(
+        "# HELP router_registry_cache_fallbacks_total Model resolutions served from the local cache, registry down."
+    )
+    add("# TYPE router_registry_cache_fallbacks_total counter")
+    add(f"router_registry_cache_fallbacks_total {resolver.fallbacks}")
     add("# HELP router_ready Whether the router takes traffic.")
     add("# TYPE router_ready gauge")
     add(f"router_ready {int(plane.ready and not plane.draining)}")

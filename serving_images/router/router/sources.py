@@ -6,6 +6,7 @@ Registry artifacts are downloaded once into a cache keyed by (name, version, sha
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -93,6 +94,10 @@ class RegistryResolver:
         self.cache_dir = cache_dir
         self.tracking_uri = tracking_uri
         self.require_sha256 = require_sha256
+        self.fallbacks = 0
+        """Resolutions served from the cache because the registry was unreachable."""
+        self.unreachable: str | None = None
+        """Why the latest registry call failed; None once one succeeds."""
 
     def _client(self) -> Any:
         from mlflow import MlflowClient
@@ -113,9 +118,11 @@ class RegistryResolver:
                 return client.get_model_version_by_alias(ref.name, ref.alias)
             return client.get_model_version(ref.name, ref.version)
         except MlflowException as e:
-            raise ModelLoadError(f"{uri}: not found in the registry: {e.message}") from e
+            if e.error_code in _NOT_FOUND:
+                raise ModelLoadError(f"{uri}: not found in the registry: {e.message}") from e
+            raise _Unreachable(str(e.message)[:300]) from e  # the server failed or could not be reached
         except Exception as e:  # network errors of the tracking client
-            raise ModelLoadError(f"{uri}: registry unreachable: {e}") from e
+            raise _Unreachable(f"{type(e).__name__}: {e}"[:300]) from e
 
     def resolve(self, uri: str) -> ResolvedModel:
         """Resolve, download (or reuse the cache) and verify a registry URI.
@@ -131,7 +138,11 @@ class RegistryResolver:
             ModelLoadError: the version does not exist, has no tag, or cannot be downloaded.
         """
         client = self._client()
-        mv = self._version(client, uri)
+        try:
+            mv = self._version(client, uri)
+        except _Unreachable as e:
+            return self._from_cache(uri, str(e))
+        self.unreachable = None
         name, version = str(mv.name), str(mv.version)
         tags = dict(mv.tags or {})
         expected = tags.get(SHA_TAG)
@@ -151,7 +162,59 @@ class RegistryResolver:
                 f"{uri}: sha256 of {path.name} is {actual} but version {version} is tagged {SHA_TAG}={expected}; "
                 "refusing to load"
             )
-        return ResolvedModel(path, actual, version, uri, tags.get(SEMVER_TAG))
+        resolved = ResolvedModel(path, actual, version, uri, tags.get(SEMVER_TAG))
+        self._remember(resolved)
+        return resolved
+
+    def _index(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.cache_dir / INDEX).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _remember(self, res: ResolvedModel) -> None:
+        """Record the last good resolution of a URI (what serves when the registry is down)."""
+        index = self._index()
+        entry = {"path": str(res.path), "sha256": res.sha256, "version": res.version, "semver": res.semver}
+        if index.get(res.source) == entry:
+            return
+        index[res.source] = entry
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".{INDEX}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(index, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.cache_dir / INDEX)
+
+    def _from_cache(self, uri: str, why: str) -> ResolvedModel:
+        """The last good version of ``uri`` from the local cache, verified again, while the registry is down.
+
+        Raises:
+            ModelLoadError: no cached copy, or the cached file no longer matches its sha256.
+        """
+        self.unreachable = why
+        entry = self._index().get(uri)
+        if not isinstance(entry, dict):
+            raise ModelLoadError(
+                f"{uri}: the registry is unreachable ({why}) and the cache {self.cache_dir} holds no copy of "
+                "this model (it is filled when the router resolves the URI with the registry up)"
+            )
+        path = Path(str(entry.get("path")))
+        try:
+            actual = sha256_file(path)
+        except OSError as e:
+            raise ModelLoadError(
+                f"{uri}: the registry is unreachable ({why}) and the cached copy is gone: {e}"
+            ) from e
+        if actual != entry.get("sha256"):
+            raise IntegrityError(
+                f"{uri}: the registry is unreachable and the cached copy {path} fails its sha256"
+            )
+        self.fallbacks += 1
+        log.warning(
+            "%s: registry unreachable (%s); serving the cached version %s", uri, why, entry.get("version")
+        )
+        semver = entry.get("semver")
+        return ResolvedModel(path, actual, str(entry.get("version")), uri, str(semver) if semver else None)
 
     def _download(self, name: str, version: str, target: Path, uri: str) -> None:
         import mlflow.artifacts
@@ -168,6 +231,15 @@ class RegistryResolver:
             if target.is_dir():  # another worker won the race
                 return
             raise ModelLoadError(f"{uri}: cannot download version {version} of {name!r}: {e}") from e
+
+
+class _Unreachable(Exception):
+    """Raised when the registry cannot answer (down, network error, server error)."""
+
+
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND", "ENDPOINT_NOT_FOUND"}
+INDEX = "resolved.json"
+"""File in the cache directory: the last good resolution of each registry URI."""
 
 
 def _safe(name: str) -> str:
