@@ -21,7 +21,8 @@ DOC = """
 Moves live traffic to a model version in stages and promotes it to `champion` only when a
 statistical judge (include/canary/judge.py, after Kayenta) finds it no worse than the champion.
 Scheduled on `modelgate_regression_passed` (extra: model_name, version); trigger it by hand with conf
-`{"model_name": "churn", "version": "2"}` (optional `policy`: a policy file, `actor`).
+`{"model_name": "churn", "version": "2"}` (optional `policy`: a policy name from `policies/`, e.g.
+`canary_demo`, never a path; `actor`).
 
 1. **prepare** : load the policy (`policies/canary_<model>.yaml` or `canary_default.yaml`), take the
    model's canary lock (a canary of another version is refused), tag `modelgate.canary.verdict=in_progress`.
@@ -74,7 +75,9 @@ def _pull(task_id: str) -> Any:
         "version": Param(
             None, type=["null", "string"], description="Candidate version (default: from the Asset)"
         ),
-        "policy": Param(None, type=["null", "string"], description="Canary policy file (default: by model)"),
+        "policy": Param(
+            None, type=["null", "string"], description="Canary policy name in policies/ (default: by model)"
+        ),
         "actor": Param(None, type=["null", "string"], description="Who acts (default: triggering user)"),
     },
 )
@@ -83,6 +86,7 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
     def prepare() -> dict[str, Any]:
         from include.canary import controller
         from include.canary.errors import CanaryStateError
+        from include.canary.policy import policy_by_name
         from plugins.task_utils import call
 
         context = get_current_context()
@@ -95,7 +99,8 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         if not model or not version:
             call(_raise, CanaryStateError("conf needs model_name and version (or a regression Asset event)"))
         ctx = _ctx()
-        plan: dict[str, Any] = call(controller.start, str(model), str(version), ctx, conf.get("policy"))
+        policy = call(policy_by_name, conf["policy"]) if conf.get("policy") is not None else None
+        plan: dict[str, Any] = call(controller.start, str(model), str(version), ctx, policy)
         plan["actor"] = ctx.actor
         return plan
 

@@ -1,6 +1,6 @@
 """Notification callbacks of the canary gate (``on_rollback`` / ``on_promote`` in the policy).
 
-A callback is any importable ``package.module:function`` taking one argument, the event record
+A callback is an allow-listed ``package.module:function`` taking one argument, the event record
 (JSON data: ``event`` = ``rollback`` or ``promote``, ``model``, ``version``, ``reason``, ``stage``,
 ``run_id``, ``actor``, ``ts``...). Wire Slack or e-mail by writing such a function, e.g.::
 
@@ -8,7 +8,9 @@ A callback is any importable ``package.module:function`` taking one argument, th
         httpx.post(os.environ["SLACK_WEBHOOK"], json={"text": f"{event['model']} v{event['version']}: "
                                                             f"{event['event']} ({event['reason']})"})
 
-A failing callback is logged and never undoes the rollback or promotion it reports.
+A failing callback is logged and never undoes the rollback or promotion it reports. Allowed are the
+built-ins below and the entries of ``MODELGATE_CANARY_CALLBACKS`` (comma-separated
+``package.module:function``); nothing else is imported.
 """
 
 from __future__ import annotations
@@ -26,8 +28,17 @@ from include.canary.errors import InvalidPolicy
 log = logging.getLogger(__name__)
 
 
+BUILTIN_CALLBACKS = ("include.canary.notify:log_event", "include.canary.notify:append_jsonl")
+
+
+def allowed_callbacks() -> tuple[str, ...]:
+    """Return the built-in callbacks plus those listed in ``MODELGATE_CANARY_CALLBACKS``."""
+    extra = (c.strip() for c in os.environ.get("MODELGATE_CANARY_CALLBACKS", "").split(","))
+    return BUILTIN_CALLBACKS + tuple(c for c in extra if c)
+
+
 def load_callable(path: str) -> Callable[[dict[str, Any]], Any]:
-    """Import ``package.module:function``.
+    """Import an allow-listed ``package.module:function``.
 
     Args:
         path: the callable's path.
@@ -36,11 +47,17 @@ def load_callable(path: str) -> Callable[[dict[str, Any]], Any]:
         The callable.
 
     Raises:
-        InvalidPolicy: the path is malformed, the module cannot be imported or has no such callable.
+        InvalidPolicy: the path is malformed or not allowed, the module cannot be imported or has no
+            such callable.
     """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise InvalidPolicy(f"callback {path!r} must be 'package.module:function'")
+    if path not in allowed_callbacks():
+        raise InvalidPolicy(
+            f"callback {path!r} is not allowed; allowed: {list(allowed_callbacks())} "
+            "(add it to MODELGATE_CANARY_CALLBACKS)"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

@@ -1,6 +1,6 @@
 """Canary policy: stages, bake time, approval, judge thresholds and callbacks, from YAML.
 
-Lookup for model ``M``: an explicit path (DAG conf ``policy``), else the file named by
+Lookup for model ``M``: an explicit file (a DAG conf names it: :func:`policy_by_name`), else the file named by
 ``MODELGATE_CANARY_POLICY`` (e.g. the demo's stack), else ``policies/canary_M.yaml``, else
 ``policies/canary_default.yaml`` (``MODELGATE_POLICY_DIR`` overrides the folder). The file holds a
 ``canary:`` mapping; every key is optional and documented in ``docs/canary.md``.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,30 @@ class CanaryPolicy:
             "on_rollback": self.on_rollback,
             "on_promote": self.on_promote,
         }
+
+
+_POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
+def policy_by_name(name: str) -> Path:
+    """Return the policy file ``<policy dir>/<name>.yaml`` for a name given in a DAG conf.
+
+    A DAG conf names a policy; it never passes a path, so only reviewed files in ``policies/`` (or
+    the operator's ``MODELGATE_POLICY_DIR``) can steer a canary.
+
+    Raises:
+        InvalidPolicy: the name is not a plain name (letters, digits, ``_``, ``-``) or has no file.
+    """
+    if not isinstance(name, str) or not _POLICY_NAME.fullmatch(name):
+        raise InvalidPolicy(
+            f"canary policy {name!r} must be the name of a file in {policy_dir()} without .yaml "
+            "(e.g. 'canary_demo'), not a path"
+        )
+    path = policy_dir() / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in policy_dir().glob("canary_*.yaml"))
+        raise InvalidPolicy(f"no canary policy named {name!r} in {policy_dir()}; known: {known}")
+    return path
 
 
 def load_policy(model: str, path: str | Path | None = None) -> CanaryPolicy:

@@ -72,7 +72,6 @@ class Env:
         return {
             "model_name": self.name,
             "version": version,
-            "policy": str(self.policy),
             "actor": "tester",
             **kw,
         }
@@ -118,7 +117,9 @@ def env(tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("MODELGATE_EVENTS_ROOT", str(router.events_root))
     monkeypatch.setenv("MODELGATE_CANARY_NOTIFY_FILE", str(notify))
     monkeypatch.delenv("AIRFLOW_CONN_MODELGATE_ROUTER", raising=False)
-    yield Env(name, router, _policy(tmp_path / "policy.yaml"), notify, spec, tmp_path)
+    policy = _policy(tmp_path / "policy.yaml")
+    monkeypatch.setenv("MODELGATE_CANARY_POLICY", str(policy))  # operator setting; a conf only names policies
+    yield Env(name, router, policy, notify, spec, tmp_path)
     stop(router.proc)
 
 

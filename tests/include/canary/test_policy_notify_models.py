@@ -92,6 +92,8 @@ def test_notify_calls_the_callable_and_never_raises(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("MODELGATE_CANARY_NOTIFY_FILE", str(out))
     assert notify.notify("include.canary.notify:append_jsonl", {"event": "rollback", "model": "m"}) is None
     assert json.loads(out.read_text()) == {"event": "rollback", "model": "m"}
+    assert "not allowed" in (notify.notify("no_such_pkg.mod:fn", {}) or "")
+    monkeypatch.setenv("MODELGATE_CANARY_CALLBACKS", "no_such_pkg.mod:fn, include.canary.notify:nope")
     assert "cannot import" in (notify.notify("no_such_pkg.mod:fn", {}) or "")
     assert "has no callable 'nope'" in (notify.notify("include.canary.notify:nope", {}) or "")
     assert notify.notify(None, {}) is None
@@ -160,3 +162,31 @@ def _one_thread() -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     return so
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../policies/canary_demo", "canary_demo.yaml", "", "a b"])
+def test_a_dag_conf_names_a_policy_and_never_passes_a_path(name: str) -> None:
+    from include.canary.policy import policy_by_name
+
+    with pytest.raises(InvalidPolicy, match="not a path"):
+        policy_by_name(name)
+
+
+def test_a_policy_name_resolves_inside_the_policy_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.canary.policy import policy_by_name
+
+    monkeypatch.delenv("MODELGATE_POLICY_DIR", raising=False)
+    assert policy_by_name("canary_demo") == REPO_POLICY_DIR / "canary_demo.yaml"
+    with pytest.raises(InvalidPolicy, match="no canary policy named 'canary_nope'"):
+        policy_by_name("canary_nope")
+
+
+def test_callbacks_outside_the_allow_list_are_refused_before_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.canary.notify import load_callable
+
+    monkeypatch.delenv("MODELGATE_CANARY_CALLBACKS", raising=False)
+    with pytest.raises(InvalidPolicy, match="not allowed"):
+        load_callable("os:system")
+    assert callable(load_callable("include.canary.notify:log_event"))
+    monkeypatch.setenv("MODELGATE_CANARY_CALLBACKS", "json:dumps")
+    assert load_callable("json:dumps") is json.dumps
