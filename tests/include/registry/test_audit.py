@@ -259,3 +259,22 @@ def test_unwritable_database_is_a_clear_audit_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(audit.AuditError, match="audit"):
         audit.append_audit("a", "b", "c", url=f"sqlite:///{blocker}/sub/audit.db")
+
+
+def test_concurrent_first_use_creates_one_key_that_no_reader_sees_half_written(_own_secrets: Path) -> None:
+    keys: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            keys.append(anchor.load_key(create=True))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(keys) == 16 and len(set(keys)) == 1
+    assert [p.name for p in _own_secrets.iterdir()] == [anchor.KEY_FILE], "no temporary file left"
