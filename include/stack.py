@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -296,6 +297,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _without_credentials(value: str) -> str:
+    """Replace the password of a ``scheme://user:password@host`` URL with ``***``."""
+    return re.sub(r"(://[^/:@\s]+:)[^@/\s]+@", r"\1***@", value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m include.stack", description=__doc__.splitlines()[0])
@@ -309,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return down(cfg)
     if args.command == "env":
         for k, v in stack_env(cfg).items():
-            if "SECRET" not in k and "PASSWORD" not in k:
-                print(f"export {k}={v!r}")
+            if not any(word in k for word in ("SECRET", "PASSWORD", "TOKEN")):
+                print(f"export {k}={_without_credentials(v)!r}")
         return 0
     pid = running_pid(cfg)
     print(json.dumps({"pid": pid, **healthy(cfg)}))
