@@ -28,20 +28,20 @@ lock:
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
 up: venv
-	$(PY) -m include.stack up
+	$(PY) -m modelgate_dev.stack up
 
 down:
-	@test -x $(PY) && $(PY) -m include.stack down || true
+	@test -x $(PY) && $(PY) -m modelgate_dev.stack down || true
 
 demo: venv
-	$(PY) -m include.demo.run --scenario $(SCENARIO)
+	$(PY) -m modelgate_dev.demo.run --scenario $(SCENARIO)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy include serving_images/router/router
+	$(VENV)/bin/mypy include modelgate_contracts modelgate_dev plugins serving_images/router/router
 
 # Known vulnerabilities in the lock (pip-audit, PyPI's advisory data); exceptions: .pip-audit-ignore.
 # AUDIT_ARGS=--strict also fails on packages the advisory service could not look up.

@@ -2,7 +2,7 @@
 
 Generates (once, kept under ``.local/bench/abtest/<events>/``) prediction events in the router's
 layout and schema with unit-keyed outcomes and pre-period covariates
-(``include.abtest.generate``), then, side by side in one run, each stage in a fresh
+(``modelgate_dev.abtest.generate``), then, side by side in one run, each stage in a fresh
 subprocess so that its peak memory is its own:
 
 - ``read-all``: ``pyarrow.dataset`` reads every column of every event file into memory;
@@ -93,7 +93,7 @@ def _generate(root: Path, events: int) -> None:
     if marker.exists() and json.loads(marker.read_text()).get("events_target") == events:
         return
     sys.path.insert(0, str(REPO))
-    from include.abtest.generate import Population, generate
+    from modelgate_dev.abtest.generate import Population, generate
 
     n_units = int(events / (EVENTS_PER_UNIT * 1.11))  # shadow (10 %) and no-unit (1 %) records on top
     t = time.perf_counter()

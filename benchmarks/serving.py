@@ -71,7 +71,7 @@ def demo_model(path: Path) -> Path:
     try:
         import onnx
 
-        from include.demo.models import build_linear_model
+        from modelgate_dev.demo.models import build_linear_model
 
         onnx.save(build_linear_model(30, seed=7), str(path))
         return path

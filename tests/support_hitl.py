@@ -23,7 +23,7 @@ import httpx
 from support import free_port, stop, wait_http
 from support_airflow import ensure_airflow_db
 
-from include.cli import answerable
+from modelgate_dev.cli import answerable
 
 APPROVERS = {"ana": "ana-test-password", "bo": "bo-test-password"}
 
@@ -83,7 +83,7 @@ class Approver(threading.Thread):
     ``answers`` maps a task id to the option to choose, or to the full PATCH body
     (``{"chosen_options": [...], "params_input": {...}}``); each task id is answered once (every
     map index of a mapped task gets the same answer until one is given), once its task has parked
-    (``include.cli.answerable``). The form bodies shown to the
+    (``modelgate_dev.cli.answerable``). The form bodies shown to the
     human are kept in ``bodies``, the PATCH responses in ``responses``, failures in ``errors``.
     """
 

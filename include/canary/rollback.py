@@ -22,6 +22,8 @@ from typing import Any
 
 from include.canary import controller as cc
 from include.canary.errors import CanaryStateError
+from include.canary.routeplan import apply_routes, desired_routes
+from include.canary.state import set_tags
 from include.errors import ModelgateError
 from include.routing.client import RouterAdmin, RouterClient
 
@@ -47,7 +49,7 @@ def rollback_to_previous(
         CanaryStateError: no previous champion, or a canary is in progress (abort it first).
     """
     from include.registry.audit import append_audit
-    from include.registry.registry import get_alias_version, set_alias
+    from include.registry.registry import get_alias_version
 
     lock = cc.read_lock(model)
     if lock:
@@ -60,12 +62,10 @@ def rollback_to_previous(
         raise CanaryStateError(f"{model} has no previous_champion alias; name a version with --to")
     why = reason or f"rollback to version {target} by {actor}"
     ctx = cc.Ctx(router, actor)
-    changed = set_alias(model, "champion", target, actor=actor, reason=why)
+    changed = cc.move_champion(model, target, current, ctx, why, f"demoted by rollback to {target}")
     if changed and current is not None:
-        set_alias(model, cc.PREVIOUS_ALIAS, current, actor=actor, reason=f"demoted by rollback to {target}")
-        cc._set_tags(model, current, {cc.TAG_VERDICT: cc.ROLLED_BACK, cc.TAG_REASON: why}, ctx)
-    routes = cc.desired_routes(router.get_routes(model), model, target, None, 0, None)
-    routed = cc._apply_routes(model, routes, ctx)
+        set_tags(model, current, {cc.TAG_VERDICT: cc.ROLLED_BACK, cc.TAG_REASON: why}, ctx)
+    routed = apply_routes(model, desired_routes(router.get_routes(model), model, target, None, 0, None), ctx)
     if changed or routed:
         append_audit(
             actor,

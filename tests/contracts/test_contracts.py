@@ -46,7 +46,7 @@ def test_event_schema_matches_the_documented_columns_in_order() -> None:
 def test_router_and_generator_use_the_one_event_schema() -> None:
     import router.events
 
-    from include.abtest import generate
+    from modelgate_dev.abtest import generate
 
     assert router.events.schema is event_schema
     assert generate.event_schema is event_schema

@@ -35,12 +35,12 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     try:
         yield env
     finally:
-        subprocess.run([sys.executable, "-m", "include.stack", "down"], cwd=REPO, env=env, timeout=120)
+        subprocess.run([sys.executable, "-m", "modelgate_dev.stack", "down"], cwd=REPO, env=env, timeout=120)
 
 
 def _demo(env: dict[str, str], scenario: str) -> dict[str, Any]:
     res = subprocess.run(
-        [sys.executable, "-m", "include.demo.run", "--scenario", scenario],
+        [sys.executable, "-m", "modelgate_dev.demo.run", "--scenario", scenario],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         MODELGATE_ROUTER_PORT=str(free_port()),
     )
     up = subprocess.run(
-        [sys.executable, "-m", "include.stack", "up", "--timeout", "300"],
+        [sys.executable, "-m", "modelgate_dev.stack", "up", "--timeout", "300"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -40,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         assert up.returncode == 0, up.stdout + up.stderr + (home / "stack.log").read_text()[-4000:]
         assert "password:" in up.stdout
         again = subprocess.run(
-            [sys.executable, "-m", "include.stack", "up"],
+            [sys.executable, "-m", "modelgate_dev.stack", "up"],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -51,7 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         yield env
     finally:
         down = subprocess.run(
-            [sys.executable, "-m", "include.stack", "down"],
+            [sys.executable, "-m", "modelgate_dev.stack", "down"],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -29,7 +29,7 @@ from support_hitl import ApiServer, Approver
 sys.path.insert(0, str(REPO / "tests" / "include" / "abtest"))
 from ab_support import START, experiment_doc
 
-from include.abtest.generate import Population, generate
+from modelgate_dev.abtest.generate import Population, generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("_api_server_process")]
 

@@ -29,12 +29,12 @@ from support_hitl import ApiServer, Approver
 
 from include.canary import controller as cc
 from include.canary import rollback as rb
-from include.canary.faulty import make_erroring_model, make_shifted_model
 from include.registry import audit
 from include.registry import registry as reg
 from include.routing.client import RouterClient
 from include.synthetic.spec import FeatureSpec
-from include.traffic.generator import TrafficConfig, TrafficThread
+from modelgate_dev.canary.faulty import make_erroring_model, make_shifted_model
+from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("_api_server_process")]
 
@@ -241,8 +241,10 @@ def test_a_second_canary_of_the_same_model_is_refused_while_one_is_in_progress(e
 
 
 KILLED_RUN = """
-import sys
+import os, signal, sys
 sys.path[:0] = ['.', 'tests', 'serving_images/router']
+from include.canary import hooks
+hooks.on_point(lambda point: os.kill(os.getpid(), signal.SIGKILL) if point == 'after_routes:2' else None)
 from support_airflow import run_dag
 run_dag('canary_promotion.py', 'canary_promotion', {conf!r})
 """
@@ -256,7 +258,6 @@ def test_run_killed_between_setting_routes_and_tagging_is_rerun_and_converges(en
             [sys.executable, "-c", KILLED_RUN.format(conf=env.conf(v2))],
             cwd=REPO,
             capture_output=True,
-            env=dict(os.environ, MODELGATE_CANARY_CRASH_AT="after_routes:2"),
             timeout=180,
         )
         assert proc.returncode == -9, proc.stderr[-3000:]

@@ -29,8 +29,8 @@ PREFIX = "modelgate.regression."
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from include.demo.models import make_nan_output_model, make_wrong_signature_model
-    from include.demo.train import train_demo_models
+    from modelgate_dev.demo.models import make_nan_output_model, make_wrong_signature_model
+    from modelgate_dev.demo.train import train_demo_models
 
     out = tmp_path_factory.mktemp("demo")
     art = train_demo_models(out)

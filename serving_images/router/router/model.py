@@ -68,7 +68,7 @@ def _score_index(outputs: tuple[TensorSpec, ...]) -> int:
 def _feature_names(session: Any) -> tuple[str, ...] | None:
     """The column names of a single-tensor model, from its ``feature_names`` metadata (comma-separated).
 
-    Registered modelgate models carry it (``include/demo/train.py`` writes it); None when absent.
+    Registered modelgate models carry it (``modelgate_dev/demo/train.py`` writes it); None when absent.
     """
     try:
         raw = session.get_modelmeta().custom_metadata_map.get("feature_names")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.abtest.experiment import parse_experiment
-from include.abtest.generate import event_schema
+from modelgate_dev.abtest.generate import event_schema
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 

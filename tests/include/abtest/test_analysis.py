@@ -18,7 +18,7 @@ from include.abtest.decision import (
     approval_outcome,
     ship_form,
 )
-from include.abtest.generate import Population, generate
+from modelgate_dev.abtest.generate import Population, generate
 
 DAYS = 3
 END = START + timedelta(days=DAYS)

@@ -19,9 +19,9 @@ from ab_support import START, experiment, write_events
 from reference_reduce import assert_same_sums, reduce_units, unit_sums, window_sums
 
 from include.abtest.analysis import analyse_window, stats_from_sums
-from include.abtest.generate import Population, event_schema, generate
 from include.abtest.reduce import DataError, reduce_window
 from include.abtest.sufficient import MeanStats, ProportionStats, RatioStats
+from modelgate_dev.abtest.generate import Population, event_schema, generate
 
 
 def _hand_made(root: Path) -> None:

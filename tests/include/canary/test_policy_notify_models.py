@@ -12,10 +12,10 @@ import pytest
 from support import REPO
 
 from include.canary import controller as cc
-from include.canary import notify
+from include.canary import notify, routeplan
 from include.canary.errors import InvalidPolicy
-from include.canary.faulty import make_erroring_model, make_shifted_model, make_slow_model
 from include.canary.policy import MAX_STAGES, REPO_POLICY_DIR, CanaryPolicy, load_policy
+from modelgate_dev.canary.faulty import make_erroring_model, make_shifted_model, make_slow_model
 
 
 def test_committed_policies_load_and_the_default_has_the_documented_stages() -> None:
@@ -111,9 +111,9 @@ def test_desired_routes_keep_salt_and_shadow_and_compare_by_variants() -> None:
         ("champion", "models:/m/1", 9500),
         ("canary", "models:/m/2", 500),
     ]
-    assert cc._same_routes(dict(want, revision=3), want)
-    assert not cc._same_routes(current, want)
-    assert cc._canary_weight(want, "2") == 500 and cc._canary_weight(want, "3") is None
+    assert routeplan.same_routes(dict(want, revision=3), want)
+    assert not routeplan.same_routes(current, want)
+    assert routeplan.canary_weight(want, "2") == 500 and routeplan.canary_weight(want, "3") is None
 
 
 def _run(path: Path, x: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,86 @@
+"""The route plan of a canary: the routes each step wants, applied only when they differ.
+
+Routes are the router's desired state for one model: the champion variant and, during a canary, the
+canary variant at a weight in basis points; everything else in the current routes (salt, shadow,
+guard unless replaced) is kept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from include.canary.state import CANARY, CHAMPION
+from modelgate_contracts.routes import TOTAL_BP
+from modelgate_contracts.uris import version_uri
+
+if TYPE_CHECKING:
+    from include.canary.state import Ctx
+
+
+def desired_routes(
+    current: dict[str, Any] | None, model: str, champion: str, canary: str | None, canary_bp: int, guard: Any
+) -> dict[str, Any]:
+    """Return routes with the champion and (when ``canary`` is set) the canary at ``canary_bp``.
+
+    Salt, shadow and other settings of the current routes are kept; ``guard`` replaces the guard
+    when given.
+
+    Args:
+        current: the router's current routes of the model (None: not served yet).
+        model: the model name.
+        champion: the champion version.
+        canary: the canary version, or None for champion-only routes.
+        canary_bp: canary weight in basis points.
+        guard: guard settings, or None to keep the current ones.
+
+    Returns:
+        The routes document of the model.
+    """
+    routes = {k: v for k, v in (current or {}).items() if k not in ("variants", "champion")}
+    variants = [{"name": CHAMPION, "uri": version_uri(model, champion), "weight_bp": TOTAL_BP - canary_bp}]
+    if canary is not None:
+        variants.append({"name": CANARY, "uri": version_uri(model, canary), "weight_bp": canary_bp})
+    routes["variants"] = variants
+    routes["champion"] = CHAMPION
+    if guard is not None:
+        routes["guard"] = guard
+    return routes
+
+
+def same_routes(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    if a is None:
+        return False
+
+    def key(r: dict[str, Any]) -> Any:
+        vs = sorted((v["name"], v["uri"], int(v["weight_bp"])) for v in r.get("variants", []))
+        return vs, r.get("champion", r.get("variants", [{}])[0].get("name"))
+
+    if key(a) != key(b):
+        return False
+    return all(a.get(k) == v for k, v in b.items() if k == "guard") if "guard" in b else True
+
+
+def apply_routes(model: str, want: dict[str, Any], ctx: Ctx) -> bool:
+    current = ctx.router.get_routes(model)
+    if same_routes(current, want):
+        return False
+    ctx.router.put_routes(model, want, ctx.run_id)
+    return True
+
+
+def canary_weight(routes: dict[str, Any] | None, version: str) -> int | None:
+    for v in (routes or {}).get("variants", []):
+        if v["name"] == CANARY and v["uri"].endswith(f"/{version}"):
+            return int(v["weight_bp"])
+    return None
+
+
+def guard_trips(model: str, version: str, since: float, ctx: Ctx) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in ctx.router.guard_events()
+        if e.get("model") == model
+        and e.get("variant") == CANARY
+        and str(e.get("version")) == str(version)
+        and float(e.get("ts", 0)) >= since
+    ]

@@ -1,0 +1,1 @@
+"""A/B tooling: synthetic data with a known answer, a simulator through a real router, the demo."""

@@ -1,0 +1,1 @@
+"""Canary tooling: the demo outcome and fault-injecting model copies."""

@@ -1,0 +1,327 @@
+"""The embedded local stack: ``python -m modelgate_dev.stack up|down|status`` (``make up`` / ``make down``).
+
+Runs, on loopback, an MLflow server (SQLite + local artifacts) and Airflow 3 (api-server, scheduler,
+dag-processor, triggerer; SQLite metadata, LocalExecutor, SimpleAuthManager) under honcho with the
+repo's Procfile. All state lives in ``MODELGATE_HOME`` (default ``.local/``). The admin password
+and the JWT/API secrets are generated on first start and kept there, never in the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack keeps its state and which loopback ports it uses."""
+
+    home: Path
+    mlflow_port: int
+    airflow_port: int
+    router_port: int
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        """Read ``MODELGATE_HOME`` and ``MODELGATE_{MLFLOW,AIRFLOW,ROUTER}_PORT``."""
+        home = Path(os.environ.get("MODELGATE_HOME", REPO / ".local")).resolve()
+        return cls(
+            home=home,
+            mlflow_port=int(os.environ.get("MODELGATE_MLFLOW_PORT", "5000")),
+            airflow_port=int(os.environ.get("MODELGATE_AIRFLOW_PORT", "8080")),
+            router_port=int(os.environ.get("MODELGATE_ROUTER_PORT", "8500")),
+        )
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "stack.pid"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+
+def _secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def admin_password(cfg: StackConfig) -> str:
+    """Return the local stack's Airflow admin password (generated once, kept under home)."""
+    return _secret(cfg.home / "secrets" / "airflow-admin-password")
+
+
+def router_token(cfg: StackConfig) -> str:
+    """Return the local router's admin token (generated once, kept under home)."""
+    return _secret(cfg.home / "secrets" / "router-admin-token")
+
+
+def stack_env(cfg: StackConfig) -> dict[str, str]:
+    """Return the environment every process of the stack runs with."""
+    airflow_home = cfg.home / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    passwords = airflow_home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": admin_password(cfg)}))
+    passwords.chmod(0o600)
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO),
+        "MODELGATE_HOME": str(cfg.home),
+        "MODELGATE_MLFLOW_PORT": str(cfg.mlflow_port),
+        "MODELGATE_AIRFLOW_PORT": str(cfg.airflow_port),
+        "MODELGATE_ROUTER_PORT": str(cfg.router_port),
+        "MODELGATE_TRACKING_URI": cfg.mlflow_url,
+        "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cfg.airflow_url}/execution/",
+        "AIRFLOW__API__BASE_URL": cfg.airflow_url,
+        "AIRFLOW__API__SECRET_KEY": _secret(cfg.home / "secrets" / "api-secret-key"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(cfg.home / "secrets" / "jwt-secret"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW_CONN_MODELGATE_MLFLOW": f"http://127.0.0.1:{cfg.mlflow_port}",
+        "AIRFLOW_CONN_MODELGATE_ROUTER": f"http://admin:{router_token(cfg)}@127.0.0.1:{cfg.router_port}",
+        "ROUTER_ADMIN_TOKEN": router_token(cfg),
+        "MODELGATE_ROUTER_URL": f"http://127.0.0.1:{cfg.router_port}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        # the canary policy every canary_promotion run of this stack uses unless its conf names one
+        # (make demo sets policies/canary_demo.yaml: short bakes); empty: the per-model lookup
+        "MODELGATE_CANARY_POLICY": os.environ.get("MODELGATE_CANARY_POLICY", ""),
+    }
+
+
+def settings_file(cfg: StackConfig) -> Path:
+    """Where ``up`` records the settings the running stack was started with."""
+    return cfg.home / "stack-settings.json"
+
+
+def started_with(cfg: StackConfig) -> dict[str, str]:
+    """Return the settings the running stack was started with (empty when unknown)."""
+    try:
+        return dict(json.loads(settings_file(cfg).read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(cfg: StackConfig) -> int | None:
+    """Return the pid of the stack's honcho process if it is running."""
+    try:
+        pid = int(cfg.pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback http URLs built here
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def healthy(cfg: StackConfig) -> dict[str, bool]:
+    """Return which parts of the stack answer their health checks."""
+    ml, _ = _get(f"{cfg.mlflow_url}/health")
+    st, body = _get(f"{cfg.airflow_url}/api/v2/monitor/health")
+    scheduler = False
+    if st == 200:
+        try:
+            scheduler = json.loads(body)["scheduler"]["status"] == "healthy"
+        except (KeyError, ValueError):
+            scheduler = False
+    rt, _ = _get(f"http://127.0.0.1:{cfg.router_port}/v2/health/live")
+    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, "router": rt == 200}
+
+
+def up(cfg: StackConfig, timeout: float = 240.0) -> int:
+    """Start the stack unless it is already running, and wait until it is healthy."""
+    if running_pid(cfg) is not None:
+        state = healthy(cfg)
+        if all(state.values()):
+            print(f"stack already up (pid {running_pid(cfg)})")
+            _print_access(cfg)
+            return 0
+        print(f"stack running (pid {running_pid(cfg)}) but not healthy yet: {state}; waiting")
+        return _wait(cfg, timeout)
+    for name, port in (
+        ("MLflow", cfg.mlflow_port),
+        ("Airflow", cfg.airflow_port),
+        ("Router", cfg.router_port),
+    ):
+        if _port_taken(port):
+            print(
+                f"error: port {port} for {name} is already in use on 127.0.0.1; stop what uses it or set "
+                f"MODELGATE_{name.upper()}_PORT",
+                file=sys.stderr,
+            )
+            return 1
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **stack_env(cfg)}
+    print("migrating the Airflow metadata database ...")
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        print(f"error: airflow db migrate failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    log = open(cfg.home / "stack.log", "ab")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "honcho"), "-f", str(REPO / "Procfile"), "-d", str(REPO), "start"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    cfg.pidfile.write_text(str(proc.pid))
+    settings_file(cfg).write_text(json.dumps({"MODELGATE_CANARY_POLICY": env["MODELGATE_CANARY_POLICY"]}))
+    return _wait(cfg, timeout)
+
+
+def _wait(cfg: StackConfig, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    state: dict[str, bool] = {}
+    while time.monotonic() < deadline:
+        if running_pid(cfg) is None:
+            print(f"error: the stack exited during start; see {cfg.home / 'stack.log'}", file=sys.stderr)
+            return 1
+        state = healthy(cfg)
+        if all(state.values()):
+            _print_access(cfg)
+            return 0
+        time.sleep(1.0)
+    down(cfg)
+    missing = [k for k, ok in state.items() if not ok]
+    print(
+        f"error: {', '.join(missing)} did not become healthy in {timeout:.0f}s; see {cfg.home / 'stack.log'}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _print_access(cfg: StackConfig) -> None:
+    print(f"Airflow UI : {cfg.airflow_url}   user: admin   password: {admin_password(cfg)}")
+    print(f"MLflow UI  : {cfg.mlflow_url}")
+    print(
+        f"Router     : http://127.0.0.1:{cfg.router_port}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}"
+    )
+    print(f"state in   : {cfg.home}   (make down to stop)")
+
+
+def down(cfg: StackConfig, timeout: float = 30.0) -> int:
+    """Stop exactly the processes ``up`` started (the honcho process group)."""
+    pid = running_pid(cfg)
+    if pid is None:
+        cfg.pidfile.unlink(missing_ok=True)
+        print("stack is not running")
+        return 0
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.3)
+    if _group_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    cfg.pidfile.unlink(missing_ok=True)
+    print("stack stopped")
+    return 0
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _without_credentials(value: str) -> str:
+    """Replace the password of a ``scheme://user:password@host`` URL with ``***``."""
+    return re.sub(r"(://[^/:@\s]+:)[^@/\s]+@", r"\1***@", value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m modelgate_dev.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--timeout", type=float, default=240.0)
+    args = parser.parse_args(argv)
+    cfg = StackConfig.from_env()
+    if args.command == "up":
+        return up(cfg, args.timeout)
+    if args.command == "down":
+        return down(cfg)
+    if args.command == "env":
+        for k, v in stack_env(cfg).items():
+            if not any(word in k for word in ("SECRET", "PASSWORD", "TOKEN")):
+                print(f"export {k}={_without_credentials(v)!r}")
+        return 0
+    pid = running_pid(cfg)
+    print(json.dumps({"pid": pid, **healthy(cfg)}))
+    return 0 if pid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The traffic generator against a real router process: pacing, bounds, unit stickiness, events."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pyarrow.dataset as ds
+import pytest
+from serving.conftest import Router
+from support import free_port
+
+from include.synthetic.spec import FeatureSpec
+from modelgate_dev.traffic import __main__ as cli
+from modelgate_dev.traffic.errors import TrafficError
+from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread, input_pool, run_traffic
+
+
+def test_traffic_is_paced_bounded_and_split_by_unit_between_variants(
+    router: Router, spec: FeatureSpec
+) -> None:
+    cfg = TrafficConfig(router.url, "churn", rate=100, duration_s=3.0, n_units=200, seed=1)
+    t = time.monotonic()
+    rep = run_traffic(cfg, spec)
+    took = time.monotonic() - t
+    assert rep.sent == rep.ok, rep
+    assert 250 <= rep.sent <= 300, "about rate * duration requests"
+    assert took < 6.0
+    assert set(rep.by_variant) == {"champion", "canary"}
+    share = rep.by_variant["canary"] / rep.ok
+    assert 0.08 < share < 0.35, f"canary share {share} should be near its 20 % weight"
+    assert rep.units_by_variant["champion"] + rep.units_by_variant["canary"] <= 200, (
+        "each unit sticks to one variant"
+    )
+
+
+def test_max_requests_bounds_the_run_and_the_router_records_every_answer(
+    router: Router, spec: FeatureSpec
+) -> None:
+    rep = run_traffic(
+        TrafficConfig(router.url, "churn", rate=500, duration_s=30, max_requests=120, seed=2), spec
+    )
+    assert rep.sent == 120 and rep.ok == 120
+    time.sleep(1.5)  # the router flushes events every 0.5 s in tests
+    table = ds.dataset(str(router.events_root), format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 120
+    units = set(table.column("unit_id").to_pylist())
+    assert all(u.startswith("u") for u in units) and len(units) > 50
+
+
+def test_background_thread_stops_on_request(router: Router, spec: FeatureSpec) -> None:
+    th = TrafficThread(TrafficConfig(router.url, "churn", rate=50, duration_s=60), spec).start()
+    time.sleep(1.0)
+    t = time.monotonic()
+    rep = th.stop()
+    assert time.monotonic() - t < 5 and 20 <= rep.sent <= 80
+
+
+def test_inputs_have_no_missing_values_and_the_same_seed_gives_the_same_pool(spec: FeatureSpec) -> None:
+    a, b = input_pool(spec, 300, seed=5), input_pool(spec, 300, seed=5)
+    assert a.shape == (300, 30) and a.dtype.name == "float32"
+    assert (a == b).all() and not (a != a).any()
+
+
+def test_bad_settings_and_unreachable_router_fail_with_a_clear_message(spec: FeatureSpec) -> None:
+    with pytest.raises(TrafficError, match="rate must be in") as e:
+        TrafficConfig("http://127.0.0.1:1", "churn", rate=0)
+    assert "invalid traffic settings" in e.value.message
+    with pytest.raises(TrafficError, match="router_url must start with http"):
+        TrafficConfig("127.0.0.1:8500", "churn")
+    cfg = TrafficConfig(f"http://127.0.0.1:{free_port()}", "churn", rate=50, duration_s=5, max_requests=5)
+    with pytest.raises(TrafficError, match="no request reached the router"):
+        run_traffic(cfg, spec)
+
+
+def test_cli_prints_the_report_and_exits_2_on_bad_input(
+    router: Router, spec: FeatureSpec, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spec.json"
+    spec.to_json(path)
+    assert (
+        cli.main(
+            [
+                "--router-url",
+                router.url,
+                "--model",
+                "churn",
+                "--spec",
+                str(path),
+                "--rate",
+                "200",
+                "--max-requests",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["ok"] == 20
+    assert (
+        cli.main(["--router-url", router.url, "--model", "churn", "--spec", str(path), "--rate", "-1"]) == 2
+    )
+    assert "rate must be in" in capsys.readouterr().err

@@ -1,0 +1,168 @@
+"""The import graph follows docs/architecture.md: arrows point down, never up, and never in a circle.
+
+Every ``import`` and ``from ... import`` of every first-party module is read with ``ast`` (imports
+inside functions included: a lazy import is still an arrow). Layers, top to bottom::
+
+    tools (modelgate_dev) → dags → plugins → include → contracts (modelgate_contracts)
+    router (serving_images/router/router) → contracts
+
+Contracts import nothing first-party and no third-party package but pyarrow and pydantic.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import REPO
+
+ROOTS = {
+    "modelgate_dev": REPO / "modelgate_dev",
+    "dags": REPO / "dags",
+    "plugins": REPO / "plugins",
+    "include": REPO / "include",
+    "modelgate_contracts": REPO / "modelgate_contracts",
+    "router": REPO / "serving_images" / "router" / "router",
+}
+FIRST_PARTY = set(ROOTS)
+
+ALLOWED: dict[str, set[str]] = {
+    "modelgate_dev": {"modelgate_dev", "dags", "plugins", "include", "modelgate_contracts", "router"},
+    "dags": {"dags", "plugins", "include", "modelgate_contracts"},
+    "plugins": {"plugins", "include", "modelgate_contracts"},
+    "include": {"include", "modelgate_contracts"},
+    "modelgate_contracts": {"modelgate_contracts"},
+    "router": {"router", "modelgate_contracts"},
+}
+"""First-party layers each layer may import (itself included)."""
+
+CONTRACTS_THIRD_PARTY = {"pyarrow", "pydantic"}
+NO_AIRFLOW = {"include", "modelgate_contracts", "router"}
+
+
+def _modules(layer: str) -> Iterator[tuple[str, Path]]:
+    root = ROOTS[layer]
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        yield ".".join([layer, *parts]), path
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of every import in a file."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+
+
+def _all_imports() -> list[tuple[str, str, Path, int, str]]:
+    """(layer, module, file, line, imported module) for every import of every first-party module."""
+    out = []
+    for layer in ROOTS:
+        for module, path in _modules(layer):
+            for line, imported in _imports(path):
+                out.append((layer, module, path, line, imported))
+    return out
+
+
+IMPORTS = _all_imports()
+
+
+def test_the_graph_is_read_from_every_layer() -> None:
+    layers = {layer for layer, *_ in IMPORTS}
+    assert layers == set(ROOTS), "a layer has no imports at all: did a folder move?"
+    assert len(IMPORTS) > 200
+
+
+@pytest.mark.parametrize("layer", sorted(ROOTS))
+def test_layer_imports_only_the_layers_below_it(layer: str) -> None:
+    bad = [
+        f"{path.relative_to(REPO)}:{line} imports {imported}"
+        for lay, _, path, line, imported in IMPORTS
+        if lay == layer and imported.split(".")[0] in FIRST_PARTY - ALLOWED[layer]
+    ]
+    assert bad == [], "upward or sideways arrows (docs/architecture.md):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("layer", sorted(NO_AIRFLOW))
+def test_domain_contracts_and_router_never_import_airflow(layer: str) -> None:
+    bad = [
+        f"{path.relative_to(REPO)}:{line}"
+        for lay, _, path, line, imported in IMPORTS
+        if lay == layer and imported.split(".")[0] == "airflow"
+    ]
+    assert bad == []
+
+
+def test_contracts_import_only_the_standard_library_pyarrow_and_pydantic() -> None:
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    bad = [
+        f"{path.relative_to(REPO)}:{line} imports {imported}"
+        for lay, _, path, line, imported in IMPORTS
+        if lay == "modelgate_contracts"
+        and imported.split(".")[0] not in stdlib | CONTRACTS_THIRD_PARTY | {"modelgate_contracts"}
+    ]
+    assert bad == []
+
+
+def _domain(module: str) -> str:
+    """``include.canary.controller`` → ``include.canary``; top-level modules stay themselves."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "include" else parts[0]
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_known_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_circles_between_layers_or_between_domains() -> None:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for _, module, _, _, imported in IMPORTS:
+        if imported.split(".")[0] in FIRST_PARTY:
+            src, dst = _domain(module), _domain(imported)
+            if src != dst:
+                edges[src].add(dst)
+    assert _cycles(edges) == []
