@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, AssetAlias, CronTriggerTimetable, Param, dag, get_current_context, task
 
+from include.batch.settings import BatchRunSettings
+
 BATCH_SCORES = AssetAlias("modelgate_batch_scores")
 """Each successful run adds one Asset per date through this alias: ``modelgate_batch_scores_<date>``."""
 
 BACKEND_VARIABLE = "modelgate_batch_backend"
-MAX_PARALLEL = int(os.environ.get("MODELGATE_BATCH_MAX_PARALLEL", "4"))
+SETTINGS = BatchRunSettings()
+MAX_PARALLEL = SETTINGS.max_parallel
 # The kubernetes branch is part of the DAG only where the deployment enables it (an environment
 # variable, read at parse time without touching the database); which branch runs is chosen at run
 # time from the Airflow Variable `modelgate_batch_backend`.
-KUBERNETES_ENABLED = os.environ.get("MODELGATE_BATCH_KUBERNETES", "").lower() in {"1", "true", "yes"}
+KUBERNETES_ENABLED = SETTINGS.kubernetes
 
 DOC = """
 ### nightly_batch_inference
@@ -88,15 +90,15 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
     doc_md=DOC,
     default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "model_name": Param(os.environ.get("MODELGATE_BATCH_MODEL", "churn"), type="string"),
+        "model_name": Param(SETTINGS.model, type="string"),
         "model_uri": Param(
             None, type=["null", "string"], description="Overrides models:/<model_name>@champion"
         ),
         "date": Param(
             None, type=["null", "string"], description="YYYY-MM-DD; default: the day before the run"
         ),
-        "input_root": Param(os.environ.get("MODELGATE_BATCH_INPUT_ROOT"), type=["null", "string"]),
-        "output_root": Param(os.environ.get("MODELGATE_BATCH_OUTPUT_ROOT"), type=["null", "string"]),
+        "input_root": Param(SETTINGS.input_root, type=["null", "string"]),
+        "output_root": Param(SETTINGS.output_root, type=["null", "string"]),
         "providers": Param("auto", enum=["auto", "cpu", "cuda"]),
         "batch_rows": Param(131_072, type="integer", minimum=1),
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,7 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Configuration read from ``MODELGATE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="MODELGATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MODELGATE_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default_factory=_default_home)
     """Root of all runtime state (databases, artifacts, events, demo output)."""
@@ -55,6 +55,35 @@ class Settings(BaseSettings):
 
     spark_master: str = "local[2]"
     """Spark master URL when the engine is ``spark`` (``local[N]``, ``spark://host:7077``, ``yarn``)."""
+
+    router_admin_token: str = Field(
+        default="", validation_alias=AliasChoices("MODELGATE_ROUTER_ADMIN_TOKEN", "ROUTER_ADMIN_TOKEN")
+    )
+    """Bearer token of the router's admin API (also read from ``ROUTER_ADMIN_TOKEN``, the router's own name)."""
+
+    events_root: str | None = Field(
+        default=None, validation_alias=AliasChoices("MODELGATE_EVENTS_ROOT", "ROUTER_EVENTS_ROOT")
+    )
+    """Where the router writes prediction events (local folder or fsspec URL); default ``<home>/events``."""
+
+    policy_dir: Path | None = None
+    """Folder of the regression and canary policy files; default the repository's ``policies/``."""
+
+    canary_policy: Path | None = None
+    """One canary policy file used for every model (overrides the lookup in ``policy_dir``)."""
+
+    canary_notify_file: Path | None = None
+    """File the built-in canary callback appends to; default ``<home>/canary-notifications.jsonl``."""
+
+    experiments_dir: Path | None = None
+    """Folder of the A/B experiment definitions; default the repository's ``experiments/``."""
+
+    ab_data_root: Path | None = None
+    """Where the A/B analysis reads outcome and covariate tables; default ``home``."""
+
+    def resolved_events_root(self) -> str:
+        """Return the events root: ``events_root`` or ``<home>/events``."""
+        return self.events_root or str(self.home / "events")
 
     def resolved_audit_db_url(self) -> str:
         """Return the audit database URL, creating the SQLite folder when defaulted."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import datetime
@@ -246,11 +245,14 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 
 def _airflow_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("MODELGATE_AIRFLOW_URL", "http://127.0.0.1:8080"))
-    p.add_argument("--username", default=os.environ.get("MODELGATE_AIRFLOW_USERNAME", "admin"))
+    from modelgate_dev.settings import get_dev_settings
+
+    s = get_dev_settings()
+    p.add_argument("--url", default=s.airflow_url)
+    p.add_argument("--username", default=s.airflow_username)
     p.add_argument(
         "--password",
-        default=os.environ.get("MODELGATE_AIRFLOW_PASSWORD"),
+        default=s.airflow_password,
         help="default: $MODELGATE_AIRFLOW_PASSWORD, else the local stack's generated password",
     )
 

@@ -38,12 +38,14 @@ class StackConfig:
     @classmethod
     def from_env(cls) -> StackConfig:
         """Read ``MODELGATE_HOME`` and ``MODELGATE_{MLFLOW,AIRFLOW,ROUTER}_PORT``."""
-        home = Path(os.environ.get("MODELGATE_HOME", REPO / ".local")).resolve()
+        from modelgate_dev.settings import get_dev_settings
+
+        s = get_dev_settings()
         return cls(
-            home=home,
-            mlflow_port=int(os.environ.get("MODELGATE_MLFLOW_PORT", "5000")),
-            airflow_port=int(os.environ.get("MODELGATE_AIRFLOW_PORT", "8080")),
-            router_port=int(os.environ.get("MODELGATE_ROUTER_PORT", "8500")),
+            home=s.home.resolve(),
+            mlflow_port=s.mlflow_port,
+            airflow_port=s.airflow_port,
+            router_port=s.router_port,
         )
 
     @property

@@ -8,12 +8,11 @@ change log as well (``GET /admin/changes``).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import BaseHook
 
-from include.routing.client import DEFAULT_URL, RouterClient
+from include.routing.client import RouterClient
 from include.routing.errors import RouterError
 
 CONN_ID = "modelgate_router"
@@ -62,13 +61,11 @@ class RouterHook(BaseHook):
         try:
             conn = self.get_connection(self.router_conn_id)
         except AirflowNotFoundException:
-            url = os.environ.get("MODELGATE_ROUTER_URL", DEFAULT_URL)
-            token = os.environ.get("ROUTER_ADMIN_TOKEN", "")
-        else:
-            scheme = conn.schema or "http"
-            url = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-            token = conn.password or ""
-        self._client = RouterClient(url, token, actor=self.actor, timeout=self.timeout)
+            self._client = RouterClient.from_env(actor=self.actor, timeout=self.timeout)
+            return self._client
+        scheme = conn.schema or "http"
+        url = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        self._client = RouterClient(url, conn.password or "", actor=self.actor, timeout=self.timeout)
         return self._client
 
     def get_routes(self, model: str) -> dict[str, Any] | None:

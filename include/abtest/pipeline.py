@@ -14,7 +14,6 @@ the approval form's text.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,11 @@ def locations(conf: dict[str, Any] | None = None) -> dict[str, str]:
     from include.config import get_settings
 
     conf = conf or {}
-    home = get_settings().home
+    s = get_settings()
     return {
-        "experiments_dir": str(
-            conf.get("experiments_dir") or os.environ.get("MODELGATE_EXPERIMENTS_DIR") or REPO / "experiments"
-        ),
-        "events_root": str(
-            conf.get("events_root")
-            or os.environ.get("MODELGATE_EVENTS_ROOT")
-            or os.environ.get("ROUTER_EVENTS_ROOT")
-            or home / "events"
-        ),
-        "data_root": str(conf.get("data_root") or os.environ.get("MODELGATE_AB_DATA_ROOT") or home),
+        "experiments_dir": str(conf.get("experiments_dir") or s.experiments_dir or REPO / "experiments"),
+        "events_root": str(conf.get("events_root") or s.resolved_events_root()),
+        "data_root": str(conf.get("data_root") or s.ab_data_root or s.home),
     }
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from include.canary.errors import InvalidPolicy
@@ -106,13 +104,10 @@ def append_jsonl(event: dict[str, Any]) -> None:
     Args:
         event: the record.
     """
-    env = os.environ.get("MODELGATE_CANARY_NOTIFY_FILE")
-    if env:
-        path = Path(env)
-    else:
-        from include.config import get_settings
+    from include.config import get_settings
 
-        path = get_settings().home / "canary-notifications.jsonl"
+    s = get_settings()
+    path = s.canary_notify_file or s.home / "canary-notifications.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(event, default=str) + "\n")

@@ -9,7 +9,6 @@ Lookup for model ``M``: an explicit file (a DAG conf names it: :func:`policy_by_
 from __future__ import annotations
 
 import itertools
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +38,9 @@ _KEYS = {
 
 def policy_dir() -> Path:
     """Return the folder of policy files (``MODELGATE_POLICY_DIR`` or the repository's ``policies/``)."""
-    env = os.environ.get("MODELGATE_POLICY_DIR")
-    return Path(env) if env else REPO_POLICY_DIR
+    from include.config import get_settings
+
+    return get_settings().policy_dir or REPO_POLICY_DIR
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,9 @@ def load_policy(model: str, path: str | Path | None = None) -> CanaryPolicy:
     Raises:
         InvalidPolicy: the file is missing, not YAML, or invalid.
     """
-    path = path or os.environ.get("MODELGATE_CANARY_POLICY") or None
+    from include.config import get_settings
+
+    path = path or (str(get_settings().canary_policy) if get_settings().canary_policy else None)
     if path is not None:
         candidates = [Path(path)]
         if not candidates[0].is_file():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +155,10 @@ class Policy(_Section):
 
 def policy_dir() -> Path:
     """Return the folder holding ``default.yaml`` and the per-model files."""
-    env = os.environ.get(POLICY_DIR_ENV)
-    return Path(env).expanduser() if env else DEFAULT_POLICY_DIR
+    from include.config import get_settings
+
+    configured = get_settings().policy_dir
+    return configured.expanduser() if configured else DEFAULT_POLICY_DIR
 
 
 def read_policy_file(path: Path) -> dict[str, Any]:

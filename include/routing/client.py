@@ -51,7 +51,7 @@ class RouterClient:
 
     @classmethod
     def from_env(cls, url: str | None = None, actor: str = "cli", timeout: float = 120.0) -> RouterClient:
-        """Build a client from ``MODELGATE_ROUTER_URL`` and ``ROUTER_ADMIN_TOKEN`` (CLIs, the local stack).
+        """Build a client from the settings: ``MODELGATE_ROUTER_URL`` and ``ROUTER_ADMIN_TOKEN`` (CLIs, the stack).
 
         Args:
             url: base URL overriding ``MODELGATE_ROUTER_URL``.
@@ -61,10 +61,10 @@ class RouterClient:
         Returns:
             The client.
         """
-        import os
+        from include.config import get_settings
 
-        base = url or os.environ.get("MODELGATE_ROUTER_URL", DEFAULT_URL)
-        return cls(base, os.environ.get("ROUTER_ADMIN_TOKEN", ""), actor=actor, timeout=timeout)
+        s = get_settings()
+        return cls(url or s.router_url, s.router_admin_token, actor=actor, timeout=timeout)
 
     def call(self, method: str, path: str, json: Any = None) -> Any:
         """Send one admin request and return its JSON body.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from include.synthetic.files import atomic_write
+from modelgate_dev.settings import get_dev_settings
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class _Demo:
         self.env = _ensure_stack(self.cfg, str(REPO / "policies" / "canary_demo.yaml"))
         self.demo_dir = self.cfg.home / "demo"
         self.art = _demo_models(self.demo_dir / "models")
-        self.name = os.environ.get("MODELGATE_DEMO_MODEL", "churn")
+        self.name = get_dev_settings().demo_model
         self.stages: list[dict[str, Any]] = []
         self.approvals: list[dict[str, Any]] = []
         self.client = AirflowClient(self.cfg.airflow_url, "admin", admin_password(self.cfg))
