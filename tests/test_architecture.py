@@ -52,23 +52,35 @@ def _modules(layer: str) -> Iterator[tuple[str, Path]]:
         yield ".".join([layer, *parts]), path
 
 
-def _imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, absolute module name) of every import in a file."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+def _type_only_lines(tree: ast.Module) -> set[int]:
+    """Line numbers of the statements under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for stmt in node.body:
+                lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    return lines
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(line, absolute module name, type-only?) of every import in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    type_only = _type_only_lines(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, alias.name, node.lineno in type_only
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
+            yield node.lineno, node.module, node.lineno in type_only
 
 
-def _all_imports() -> list[tuple[str, str, Path, int, str]]:
-    """(layer, module, file, line, imported module) for every import of every first-party module."""
+def _all_imports() -> list[tuple[str, str, Path, int, str, bool]]:
+    """(layer, module, file, line, imported module, type-only?) for every import of every first-party module."""
     out = []
     for layer in ROOTS:
         for module, path in _modules(layer):
-            for line, imported in _imports(path):
-                out.append((layer, module, path, line, imported))
+            for line, imported, type_only in _imports(path):
+                out.append((layer, module, path, line, imported, type_only))
     return out
 
 
@@ -85,7 +97,7 @@ def test_the_graph_is_read_from_every_layer() -> None:
 def test_layer_imports_only_the_layers_below_it(layer: str) -> None:
     bad = [
         f"{path.relative_to(REPO)}:{line} imports {imported}"
-        for lay, _, path, line, imported in IMPORTS
+        for lay, _, path, line, imported, _ in IMPORTS
         if lay == layer and imported.split(".")[0] in FIRST_PARTY - ALLOWED[layer]
     ]
     assert bad == [], "upward or sideways arrows (docs/architecture.md):\n" + "\n".join(bad)
@@ -95,7 +107,7 @@ def test_layer_imports_only_the_layers_below_it(layer: str) -> None:
 def test_domain_contracts_and_router_never_import_airflow(layer: str) -> None:
     bad = [
         f"{path.relative_to(REPO)}:{line}"
-        for lay, _, path, line, imported in IMPORTS
+        for lay, _, path, line, imported, _ in IMPORTS
         if lay == layer and imported.split(".")[0] == "airflow"
     ]
     assert bad == []
@@ -105,7 +117,7 @@ def test_contracts_import_only_the_standard_library_pyarrow_and_pydantic() -> No
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     bad = [
         f"{path.relative_to(REPO)}:{line} imports {imported}"
-        for lay, _, path, line, imported in IMPORTS
+        for lay, _, path, line, imported, _ in IMPORTS
         if lay == "modelgate_contracts"
         and imported.split(".")[0] not in stdlib | CONTRACTS_THIRD_PARTY | {"modelgate_contracts"}
     ]
@@ -159,9 +171,13 @@ def test_cycle_finder_finds_a_known_cycle() -> None:
 
 
 def test_no_circles_between_layers_or_between_domains() -> None:
+    """Runtime arrows only: an import under ``if TYPE_CHECKING:`` names a type and runs nothing.
+
+    (The layer tests above count type-only imports too: a domain may not even name an Airflow type.)
+    """
     edges: dict[str, set[str]] = defaultdict(set)
-    for _, module, _, _, imported in IMPORTS:
-        if imported.split(".")[0] in FIRST_PARTY:
+    for _, module, _, _, imported, type_only in IMPORTS:
+        if imported.split(".")[0] in FIRST_PARTY and not type_only:
             src, dst = _domain(module), _domain(imported)
             if src != dst:
                 edges[src].add(dst)

@@ -17,7 +17,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Two days of events of 2,000 units with outcomes and covariates."""
     from ab_support import START
 
-    from include.abtest.generate import Population, generate
+    from modelgate_dev.abtest.generate import Population, generate
 
     out = tmp_path_factory.mktemp("gen")
     pop = Population(n_units=2000, variants={"a": 1, "b": 1}, lifts={"b": 0.3}, seed=11)
