@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     ab_data_root: Path | None = None
     """Where the A/B analysis reads outcome and covariate tables; default ``home``."""
 
+    canary_callbacks: str = ""
+    """Callbacks allowed besides the built-ins, comma-separated ``package.module:function`` (docs/security.md)."""
+
+    drift_alert: str | None = None
+    """``package.module:function`` called with each drift alert; default ``include.canary.notify:log_event``."""
+
     def resolved_events_root(self) -> str:
         """Return the events root: ``events_root`` or ``<home>/events``."""
         return self.events_root or str(self.home / "events")

@@ -15,24 +15,19 @@ built-ins below and the entries of ``MODELGATE_CANARY_CALLBACKS`` (comma-separat
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from include import callbacks
 from include.canary.errors import InvalidPolicy
 
 log = logging.getLogger(__name__)
 
 
-BUILTIN_CALLBACKS = ("include.canary.notify:log_event", "include.canary.notify:append_jsonl")
-
-
-def allowed_callbacks() -> tuple[str, ...]:
-    """Return the built-in callbacks plus those listed in ``MODELGATE_CANARY_CALLBACKS``."""
-    extra = (c.strip() for c in os.environ.get("MODELGATE_CANARY_CALLBACKS", "").split(","))
-    return BUILTIN_CALLBACKS + tuple(c for c in extra if c)
+BUILTIN_CALLBACKS = callbacks.BUILTIN_CALLBACKS
+allowed_callbacks = callbacks.allowed_callbacks
 
 
 def load_callable(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -48,22 +43,10 @@ def load_callable(path: str) -> Callable[[dict[str, Any]], Any]:
         InvalidPolicy: the path is malformed or not allowed, the module cannot be imported or has no
             such callable.
     """
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise InvalidPolicy(f"callback {path!r} must be 'package.module:function'")
-    if path not in allowed_callbacks():
-        raise InvalidPolicy(
-            f"callback {path!r} is not allowed; allowed: {list(allowed_callbacks())} "
-            "(add it to MODELGATE_CANARY_CALLBACKS)"
-        )
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise InvalidPolicy(f"callback {path!r}: cannot import {module_name}: {e}") from e
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise InvalidPolicy(f"callback {path!r}: {module_name} has no callable {attr!r}")
-    return fn
+        return callbacks.load_callable(path)
+    except callbacks.InvalidCallback as e:
+        raise InvalidPolicy(e.message) from e
 
 
 def notify(path: str | None, event: dict[str, Any]) -> str | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,9 +141,10 @@ def alert(record: dict[str, Any]) -> None:
     Args:
         record: the alert (``event`` = ``drift``, ``model``, ``version``, ``drifted``, ``run_id``...).
     """
-    from include.canary.notify import load_callable
+    from include.callbacks import load_callable
+    from include.config import get_settings
 
-    path = os.environ.get(ALERT_ENV) or DEFAULT_ALERT
+    path = get_settings().drift_alert or DEFAULT_ALERT
     try:
         load_callable(path)(record)
     except Exception:  # a broken notifier must not hide the verdict, which is already tagged

@@ -26,10 +26,10 @@ def drift_stage(demo: Any, started: datetime) -> dict[str, Any]:
     Raises:
         DemoFailed: the DAG run did not succeed or left no verdict.
     """
-    from include.cli import CliError
-    from modelgate_dev.demo.run import DemoFailed
     from include.drift import monitor
     from include.registry import registry as reg
+    from modelgate_dev.cli import CliError
+    from modelgate_dev.demo.run import DemoFailed
 
     t0 = time.monotonic()
     end = datetime.now(UTC)
