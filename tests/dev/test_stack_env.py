@@ -1,4 +1,4 @@
-"""`python -m include.stack env` prints the stack's settings but never a token or password."""
+"""`python -m modelgate_dev.stack env` prints the stack's settings but never a token or password."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from support import REPO
 
 def test_stack_env_prints_no_token_or_password(tmp_path: Path) -> None:
     env = {**os.environ, "MODELGATE_HOME": str(tmp_path / "home")}
-    res = subprocess.run([sys.executable, "-m", "include.stack", "env"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "modelgate_dev.stack", "env"], capture_output=True, text=True,
                          cwd=REPO, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     secrets = [p.read_text().strip() for p in (tmp_path / "home" / "secrets").iterdir()]
