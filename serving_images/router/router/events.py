@@ -11,12 +11,12 @@ Files land under ``<root>/date=YYYY-MM-DD/hour=HH/part-<pid>-<seq>-<rand>.parque
 local directory or any fsspec URL. The schema is documented in ``docs/events.md``.
 
 Nothing is lost silently: the writer reports its counts before and after each file, naming the file
-it is about to write; records it could not keep while the sink fails are counted as dropped; records
-beyond ``max_buffer`` in the serving process's list are refused and counted as dropped; if the writer
-process dies, the records of the file it last named count as written when that file is in place, and
-every other record it had received and not reported written or dropped is counted as dropped, and a
-new writer starts. A record is in at most one file: a failed write retries only the hours not yet
-written. A sink used without ``start()`` (tests, tools) writes in-process on ``flush()``/``close()``.
+it is about to write, and after each flush acknowledges the frames it has fully accounted for; records
+it could not keep while the sink fails are counted as dropped; records beyond ``max_buffer`` in the
+serving process's list are refused and counted as dropped. If the writer process dies, a new one starts
+and gets the frames the dead one never acknowledged, skipping records already in its files
+(``router.writerproc``), so nothing is lost below the cap and nothing is written twice. A record is in at
+most one file: a failed write retries only the hours not yet written. A sink used without ``start()`` (tests, tools) writes in-process on ``flush()``/``close()``.
 """
 
 from __future__ import annotations
