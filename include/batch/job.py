@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -26,24 +26,38 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from include.batch import storage
-from include.batch.columns import ONNX_TO_NUMPY, ColumnPlan, ModelInput, load_feature_names, plan_columns
+from include.batch.columns import ColumnPlan, load_feature_names, plan_columns
 from include.batch.errors import (
     BatchError,
     BatchInputError,
-    BatchModelError,
     BatchOutputError,
     FeatureMismatchError,
-    ProviderUnavailableError,
 )
+from include.batch.session import (
+    LoadedModel,
+    Providers,
+    choose_providers,
+    load_model,
+    output_columns,
+    run_model,
+)
+
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "BatchConfig",
+    "FileResult",
+    "Providers",
+    "choose_providers",
+    "load_model",
+    "run_batch",
+    "score_file",
+]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA = "modelgate.batch.manifest/1"
 """Value of the ``schema`` field of every manifest this job writes."""
 
-Providers = Literal["auto", "cpu", "cuda"]
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
 _READ_BUFFER = 8 << 20
 _LOG_EVERY_S = 5.0
 
@@ -102,96 +116,6 @@ class FileResult:
     rows_per_s: float
 
 
-@dataclass
-class _Model:
-    uri: str
-    name: str | None
-    version: str | None
-    sha256: str
-    session: Any
-    providers: list[str]
-    inputs: tuple[ModelInput, ...]
-    outputs: list[str] = field(default_factory=list)
-
-    @property
-    def on_gpu(self) -> bool:
-        return bool(self.providers and self.providers[0] == _CUDA)
-
-
-def choose_providers(requested: Providers, available: Sequence[str]) -> list[str]:
-    """Map ``--providers`` to an onnxruntime provider list.
-
-    Args:
-        requested: ``auto``, ``cpu`` or ``cuda``.
-        available: ``onnxruntime.get_available_providers()``.
-
-    Returns:
-        Providers in priority order.
-
-    Raises:
-        ProviderUnavailableError: ``cuda`` was requested and this onnxruntime has no CUDA provider.
-    """
-    if requested == "cpu":
-        return [_CPU]
-    if requested == "cuda" and _CUDA not in available:
-        raise ProviderUnavailableError(
-            f"--providers cuda: this onnxruntime offers only {list(available)}; install onnxruntime-gpu "
-            "and run on a machine with an NVIDIA GPU, or use --providers auto|cpu"
-        )
-    return [_CUDA, _CPU] if _CUDA in available else [_CPU]
-
-
-def load_model(uri: str, providers: Providers, tracking_uri: str | None = None) -> _Model:
-    """Resolve, verify and load a model into an onnxruntime session.
-
-    Args:
-        uri: the model URI (see :class:`BatchConfig`).
-        providers: ``auto``, ``cpu`` or ``cuda``.
-        tracking_uri: MLflow server for ``models:/`` URIs.
-
-    Returns:
-        The loaded model with its identity and signature.
-
-    Raises:
-        BatchModelError: the file is not a loadable ONNX model or has no tensor outputs.
-        ProviderUnavailableError: see :func:`choose_providers`.
-        ModelgateError: resolution failed (not found, sha256 mismatch).
-    """
-    import onnxruntime as ort
-
-    from include.registry.resolve import resolve_model_uri
-
-    resolved = resolve_model_uri(uri, tracking_uri=tracking_uri)
-    chosen = choose_providers(providers, ort.get_available_providers())
-    try:
-        sess = ort.InferenceSession(str(resolved.path), providers=chosen)
-    except Exception as e:  # onnxruntime raises several unrelated types for bad files
-        raise BatchModelError(f"{uri}: onnxruntime cannot load {resolved.path.name} ({e})") from e
-    inputs = []
-    for i in sess.get_inputs():
-        dtype = ONNX_TO_NUMPY.get(i.type)
-        if dtype is None:
-            raise BatchModelError(
-                f"{uri}: input {i.name!r} has type {i.type}; the batch job feeds numeric tensors"
-            )
-        inputs.append(ModelInput(i.name, dtype, tuple(i.shape)))
-    outputs = [o.name for o in sess.get_outputs() if str(o.type).startswith("tensor(")]
-    skipped = [o.name for o in sess.get_outputs() if o.name not in outputs]
-    if skipped:
-        log.warning("event=skip_outputs model=%s outputs=%s reason=not_tensors", uri, skipped)
-    if not outputs:
-        raise BatchModelError(f"{uri}: the model has no tensor outputs (export classifiers without ZipMap)")
-    used = sess.get_providers()
-    log.info(
-        "event=model_loaded uri=%s version=%s sha256=%s providers=%s",
-        uri,
-        resolved.version,
-        resolved.sha256[:12],
-        used,
-    )
-    return _Model(uri, resolved.name, resolved.version, resolved.sha256, sess, used, tuple(inputs), outputs)
-
-
 def _feature_matrix(batch: pa.RecordBatch, plan: ColumnPlan, source: str) -> dict[str, np.ndarray]:
     feed: dict[str, np.ndarray] = {}
     if plan.mode == "matrix":
@@ -211,37 +135,6 @@ def _feature_matrix(batch: pa.RecordBatch, plan: ColumnPlan, source: str) -> dic
         arr = np.asarray(col.to_numpy(zero_copy_only=False), dtype=inp.dtype)
         feed[inp.name] = arr.reshape(-1, 1) if len(inp.shape) == 2 else arr
     return feed
-
-
-def _run(model: _Model, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    if not model.on_gpu:
-        return list(model.session.run(model.outputs, feed))
-    binding = model.session.io_binding()
-    for name, arr in feed.items():
-        binding.bind_cpu_input(name, arr)
-    for name in model.outputs:
-        binding.bind_output(name, "cuda")
-    model.session.run_with_iobinding(binding)
-    return list(binding.copy_outputs_to_cpu())
-
-
-def _output_columns(model: _Model, results: list[np.ndarray], n: int) -> list[tuple[str, pa.Array]]:
-    cols: list[tuple[str, pa.Array]] = []
-    for name, arr in zip(model.outputs, results, strict=True):
-        a = np.asarray(arr)
-        if a.ndim == 0 or a.shape[0] != n:
-            raise BatchModelError(
-                f"{model.uri}: output {name!r} has shape {list(a.shape)}, not one row per input row"
-            )
-        if a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1):
-            cols.append((name, pa.array(a.reshape(n))))
-        elif a.ndim == 2:
-            cols.extend((f"{name}_{j}", pa.array(np.ascontiguousarray(a[:, j]))) for j in range(a.shape[1]))
-        else:
-            raise BatchModelError(
-                f"{model.uri}: output {name!r} has {a.ndim} dimensions; the job writes 1-D or 2-D outputs"
-            )
-    return cols
 
 
 class _Progress:
@@ -287,7 +180,7 @@ def _open_parquet(fs: pafs.FileSystem, path: str) -> pq.ParquetFile:
         raise BatchInputError(f"{path}: not a readable Parquet file ({e})") from e
 
 
-def _manifest_is_current(doc: dict[str, Any] | None, model: _Model, fp: Callable[[], str]) -> bool:
+def _manifest_is_current(doc: dict[str, Any] | None, model: LoadedModel, fp: Callable[[], str]) -> bool:
     if not doc or doc.get("schema") != MANIFEST_SCHEMA:
         return False
     m = doc.get("model", {})
@@ -297,7 +190,7 @@ def _manifest_is_current(doc: dict[str, Any] | None, model: _Model, fp: Callable
 
 
 def _stream(
-    pf: pq.ParquetFile, plan: ColumnPlan, model: _Model, src: str, batch_rows: int
+    pf: pq.ParquetFile, plan: ColumnPlan, model: LoadedModel, src: str, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
     columns = list(dict.fromkeys([*plan.features, *plan.keys]))
     try:
@@ -311,8 +204,8 @@ def _stream(
             )
         )
         for batch in batches:
-            results = _run(model, _feature_matrix(batch, plan, src))
-            cols = [(k, batch.column(k)) for k in plan.keys] + _output_columns(model, results, batch.num_rows)
+            results = run_model(model, _feature_matrix(batch, plan, src))
+            cols = [(k, batch.column(k)) for k in plan.keys] + output_columns(model, results, batch.num_rows)
             yield pa.RecordBatch.from_arrays([c for _, c in cols], names=[k for k, _ in cols])
     except pa.ArrowException as e:
         raise BatchInputError(f"{src}: cannot decode the Parquet data ({e})") from e
@@ -322,7 +215,7 @@ def score_file(
     fs: pafs.FileSystem,
     src: str,
     out_dir: str,
-    model: _Model,
+    model: LoadedModel,
     config: BatchConfig,
     features: Sequence[str] | None,
 ) -> FileResult:
@@ -401,7 +294,7 @@ def _write_output(
     fs: pafs.FileSystem,
     pf: pq.ParquetFile,
     plan: ColumnPlan,
-    model: _Model,
+    model: LoadedModel,
     src: str,
     out: str,
     config: BatchConfig,

@@ -1,197 +1,46 @@
-"""The regression checks, each returning a :class:`CheckResult` with its figures, and the verdict.
+"""The behaviour checks (determinism, agreement, distribution, quality, latency) and the verdict.
 
-Statuses: ``pass``; ``fail`` (fails the verdict); ``warn`` (beyond a limit, but excused: reported
-only); ``skipped`` (could not apply, with the reason; fails nothing by itself); ``error`` (the
-check could not run where it should have: fails the verdict).
+Each returns a :class:`~include.regression.results.CheckResult`; the contract check lives in
+:mod:`include.regression.contract`. Both are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from include.regression import stats
+from include.regression.contract import check_contract, signature_breaks
+from include.regression.results import FAILING, CheckResult, Figure, Status, from_suite, skipped
 
 if TYPE_CHECKING:
-    from include.regression.expectations import SuiteResult
     from include.regression.policy import Policy
     from include.regression.scoring import Predictions
 
+__all__ = [
+    "FAILING",
+    "CheckResult",
+    "Figure",
+    "Status",
+    "check_agreement",
+    "check_contract",
+    "check_determinism",
+    "check_distribution",
+    "check_latency",
+    "check_quality",
+    "excuse_drift",
+    "from_suite",
+    "signature_breaks",
+    "skipped",
+    "verdict",
+]
+
 log = logging.getLogger(__name__)
 
-Status = Literal["pass", "fail", "warn", "skipped", "error"]
-Figure = float | int | str | bool | None
-FAILING: tuple[str, ...] = ("fail", "error")
 DRIFT_CHECKS = ("agreement", "distribution")
 """Checks whose failure a better holdout quality turns into a warning (policy permitting)."""
-
-
-@dataclass
-class CheckResult:
-    """Outcome of one check.
-
-    Attributes:
-        name: check name (``inputs``, ``contract``, ``outputs``, ``determinism``, ``agreement``,
-            ``distribution``, ``quality``, ``latency``).
-        status: see the module docstring.
-        reason: one sentence explaining the status.
-        figures: every measured figure and the limit it was held to.
-    """
-
-    name: str
-    status: Status
-    reason: str
-    figures: dict[str, Figure] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
-        """Rebuild from :meth:`to_dict` output (as carried through XCom)."""
-        return cls(d["name"], d["status"], d["reason"], dict(d.get("figures", {})))
-
-
-def skipped(name: str, reason: str) -> CheckResult:
-    """Return a ``skipped`` result."""
-    return CheckResult(name, "skipped", reason)
-
-
-def from_suite(name: str, suite: SuiteResult) -> CheckResult:
-    """Turn a great-expectations suite outcome into a check result.
-
-    Args:
-        name: ``inputs`` or ``outputs``.
-        suite: the outcome.
-
-    Returns:
-        ``pass`` when every expectation held, else ``fail`` listing the failed ones.
-    """
-    figures: dict[str, Figure] = {
-        "suite": suite.suite,
-        "expectations": suite.evaluated,
-        "failed_expectations": len(suite.failed),
-    }
-    if suite.success:
-        return CheckResult(name, "pass", f"all {suite.evaluated} expectations of {suite.suite} held", figures)
-    shown = "; ".join(suite.failed[:5]) + ("; ..." if len(suite.failed) > 5 else "")
-    return CheckResult(
-        name, "fail", f"{suite.suite}: {len(suite.failed)} expectation(s) failed: {shown}", figures
-    )
-
-
-def _dims_ok(old: tuple[int | None, ...], new: tuple[int | None, ...], widen_ok: bool) -> bool:
-    if len(old) != len(new):
-        return False
-    for a, b in zip(old, new, strict=True):
-        if a == b:
-            continue
-        if widen_ok and b is None:  # the new model accepts any size where the old one wanted a fixed one
-            continue
-        if not widen_ok and a is None:  # callers never relied on a fixed size here
-            continue
-        return False
-    return True
-
-
-def signature_breaks(champion_sig: str, challenger_sig: str) -> list[str]:
-    """List what makes the challenger's signature incompatible with the champion's.
-
-    Compatible: every champion input exists with the same dtype and a shape that accepts the same
-    data (a fixed axis may become dynamic), no new inputs, every champion output exists with the same
-    dtype and a shape at least as specific. New outputs are fine.
-
-    Args:
-        champion_sig: ``modelgate.signature`` JSON of the champion.
-        challenger_sig: the challenger's.
-
-    Returns:
-        One sentence per breaking difference (empty when compatible).
-    """
-    from include.registry.signature import Signature
-
-    old, new = Signature.from_json(champion_sig), Signature.from_json(challenger_sig)
-    breaks: list[str] = []
-    new_in = {t.name: t for t in new.inputs}
-    for t in old.inputs:
-        n = new_in.get(t.name)
-        if n is None:
-            breaks.append(f"input {t.name!r} was removed")
-        elif n.dtype != t.dtype:
-            breaks.append(f"input {t.name!r} changed type {t.dtype} -> {n.dtype}")
-        elif not _dims_ok(t.shape, n.shape, widen_ok=True):
-            breaks.append(f"input {t.name!r} changed shape {list(t.shape)} -> {list(n.shape)}")
-    for name in sorted(set(new_in) - {t.name for t in old.inputs}):
-        breaks.append(f"new required input {name!r}")
-    new_out = {t.name: t for t in new.outputs}
-    for t in old.outputs:
-        n = new_out.get(t.name)
-        if n is None:
-            breaks.append(f"output {t.name!r} was removed")
-        elif n.dtype != t.dtype:
-            breaks.append(f"output {t.name!r} changed type {t.dtype} -> {n.dtype}")
-        elif not _dims_ok(t.shape, n.shape, widen_ok=False):
-            breaks.append(f"output {t.name!r} changed shape {list(t.shape)} -> {list(n.shape)}")
-    return breaks
-
-
-def check_contract(
-    champion_sig: str, challenger_sig: str, champion_semver: str, challenger_semver: str, policy: Policy
-) -> CheckResult:
-    """Signature compatibility with the champion; a breaking change needs a major semver bump.
-
-    Args:
-        champion_sig: champion ``modelgate.signature``.
-        challenger_sig: challenger ``modelgate.signature``.
-        champion_semver: champion ``modelgate.semver``.
-        challenger_semver: challenger ``modelgate.semver``.
-        policy: the model's policy.
-
-    Returns:
-        ``pass`` when compatible, or breaking with a major bump (``breaking`` figure true: later
-        comparisons with the champion are skipped); ``fail`` for a breaking change without one.
-    """
-    from include.registry.errors import InvalidConf
-    from include.registry.manifest import parse_semver
-
-    breaks = signature_breaks(champion_sig, challenger_sig)
-    figures: dict[str, Figure] = {
-        "compatible": not breaks,
-        "breaking": bool(breaks),
-        "champion_semver": champion_semver,
-        "challenger_semver": challenger_semver,
-        "breaking_changes": "; ".join(breaks),
-    }
-    if not breaks:
-        return CheckResult("contract", "pass", "signature compatible with the champion's", figures)
-    try:
-        major_bump = parse_semver(challenger_semver)[0] > parse_semver(champion_semver)[0]
-    except InvalidConf as e:
-        figures["major_bump"] = False
-        return CheckResult(
-            "contract", "fail", f"breaking signature change ({'; '.join(breaks)}) and {e.message}", figures
-        )
-    figures["major_bump"] = major_bump
-    if major_bump or not policy.contract.breaking_change_needs_major_bump:
-        how = "declared by a major bump" if major_bump else "allowed by policy"
-        return CheckResult(
-            "contract",
-            "pass",
-            f"breaking signature change {how} ({champion_semver} -> {challenger_semver}): "
-            f"{'; '.join(breaks)}; comparisons with the champion are skipped",
-            figures,
-        )
-    return CheckResult(
-        "contract",
-        "fail",
-        f"breaking signature change without a major semver bump ({champion_semver} -> {challenger_semver}): "
-        f"{'; '.join(breaks)}",
-        figures,
-    )
 
 
 def check_determinism(first: Predictions, second: Predictions, policy: Policy) -> CheckResult:

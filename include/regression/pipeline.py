@@ -10,19 +10,38 @@ Steps: :func:`resolve_target` → :func:`record_first_version` → :func:`check_
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from include.regression import checks as ck
-from include.regression.errors import TargetError
-from include.regression.policy import Policy, load_policy
+from include.regression.policy import Policy
+from include.regression.runstore import (
+    CHALLENGER_SCORES,
+    CHAMPION_SCORES,
+    EXPERIMENT,
+    INPUTS_ARTIFACT,
+    SPEC_ARTIFACT,
+    download,
+    log_bytes,
+    log_frame,
+    log_suite,
+    predictions,
+    read_frame,
+    start_run,
+)
+from include.regression.target import resolve_target
+from include.regression.verdict import (
+    FIRST_VERSION_REASON,
+    TAG_PREFIX,
+    decide,
+    record_first_version,
+    verdict_tags,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,132 +49,29 @@ if TYPE_CHECKING:
     from include.regression.scoring import Classifier
     from include.synthetic import FeatureSpec
 
+__all__ = [
+    "EXPERIMENT",
+    "FIRST_VERSION_REASON",
+    "TAG_PREFIX",
+    "check_contract",
+    "compare",
+    "decide",
+    "prepare_inputs",
+    "record_first_version",
+    "resolve_target",
+    "score",
+    "start_run",
+    "synthetic_frame",
+    "verdict_tags",
+]
+
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "modelgate-regression"
-TAG_PREFIX = "modelgate.regression."
-INPUTS_ARTIFACT = "inputs/inputs.parquet"
-SPEC_ARTIFACT = "inputs/feature_spec.json"
-CHAMPION_SCORES = "scores/champion.parquet"
-CHALLENGER_SCORES = "scores/challenger.parquet"
 CASE_COLUMN = "case"
-FIRST_VERSION_REASON = "first version: no champion to compare with"
-MAX_TAG_CHARS = 4000
-
-
-# ---------------------------------------------------------------- target
-
-
-def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """Work out which version to test and against which champion, and load the model's policy.
-
-    ``conf`` ``{"model_name", "version"}`` wins; otherwise the newest triggering asset event's extra
-    (``model_registered``: ``model_name``, ``version``) is used.
-
-    Args:
-        conf: the DAG run's conf.
-        asset_extras: extras of the triggering asset events, oldest first.
-
-    Returns:
-        ``model_name``, ``version``, ``champion_version`` (None when there is none or it is this
-        version), ``first_version``, ``challenger``/``champion`` manifests (semver, signature,
-        feature_spec) and ``policy`` (as data).
-
-    Raises:
-        TargetError: no model/version given, or the version does not exist or has no manifest.
-        PolicyError: the model's policy is invalid.
-    """
-    from include.registry import manifest as mf
-    from include.registry import registry as reg
-
-    source = conf if conf and conf.get("model_name") else None
-    if source is None and asset_extras:
-        source = asset_extras[-1]
-        if len(asset_extras) > 1:
-            log.warning("%d asset events in this run; testing the newest: %s", len(asset_extras), source)
-    if not source or not source.get("model_name") or source.get("version") in (None, ""):
-        raise TargetError(
-            'nothing to test: trigger with conf {"model_name": ..., "version": ...} or through the '
-            "modelgate_model_registered asset"
-        )
-    name = mf.validate_model_name(source["model_name"])
-    version = str(source["version"])
-    policy = load_policy(name)
-    challenger = _manifest(name, version)
-    champion_version = reg.get_alias_version(name, mf.ALIAS_CHAMPION)
-    first = champion_version is None or champion_version == version
-    return {
-        "model_name": name,
-        "version": version,
-        "champion_version": None if first else champion_version,
-        "first_version": first,
-        "challenger": challenger,
-        "champion": None if first else _manifest(name, str(champion_version)),
-        "policy": policy.to_dict(),
-    }
-
-
-def _manifest(name: str, version: str) -> dict[str, Any]:
-    from mlflow.exceptions import MlflowException
-
-    from include.registry import manifest as mf
-    from include.registry import registry as reg
-
-    try:
-        mv = reg.get_client().get_model_version(name, version)
-    except MlflowException as e:
-        raise TargetError(f"models:/{name}/{version} does not exist in the registry") from e
-    if mv.tags.get(mf.TAG_STATUS) != mf.STATUS_READY or mf.TAG_SIGNATURE not in mv.tags:
-        raise TargetError(
-            f"models:/{name}/{version} has no complete modelgate manifest (register it through model_registration)"
-        )
-    return {
-        "version": version,
-        "semver": mv.tags.get(mf.TAG_SEMVER, ""),
-        "signature": mv.tags[mf.TAG_SIGNATURE],
-        "feature_spec": mv.tags.get(mf.TAG_FEATURE_SPEC),
-    }
 
 
 def _policy(target: dict[str, Any]) -> Policy:
     return Policy.from_dict(target["policy"])
-
-
-def record_first_version(target: dict[str, Any], actor: str, run_id: str) -> bool:
-    """For a version with no champion to compare with, record verdict ``pass`` and stop.
-
-    Args:
-        target: from :func:`resolve_target`.
-        actor: who acts (audit).
-        run_id: the Airflow run id.
-
-    Returns:
-        True when there is a champion and the gate must run; False after recording the first-version pass.
-    """
-    if not target["first_version"]:
-        return True
-    from include.registry import registry as reg
-    from include.registry.audit import append_audit
-
-    name, version = target["model_name"], target["version"]
-    tags = {
-        TAG_PREFIX + "verdict": "pass",
-        TAG_PREFIX + "reasons": json.dumps([FIRST_VERSION_REASON]),
-        TAG_PREFIX + "champion_version": "",
-        TAG_PREFIX + "checked_at": datetime.now(UTC).isoformat(),
-        TAG_PREFIX + "airflow_run_id": run_id,
-    }
-    reg.set_version_tags(name, version, tags, actor=actor, run_id=run_id)
-    append_audit(
-        actor,
-        "regression_verdict",
-        f"models:/{name}/{version}",
-        None,
-        {"verdict": "pass", "reasons": [FIRST_VERSION_REASON], "champion_version": None},
-        run_id,
-    )
-    log.info("models:/%s/%s: %s", name, version, FIRST_VERSION_REASON)
-    return False
 
 
 # ---------------------------------------------------------------- contract
@@ -178,93 +94,6 @@ def check_contract(target: dict[str, Any]) -> dict[str, Any]:
 
 def _breaking(contract: dict[str, Any]) -> bool:
     return contract["status"] == "pass" and bool(contract["figures"].get("breaking"))
-
-
-# ---------------------------------------------------------------- MLflow run
-
-
-def start_run(target: dict[str, Any], airflow_run_id: str) -> str:
-    """Return the MLflow run holding this test's evidence, created once per Airflow run.
-
-    Args:
-        target: from :func:`resolve_target`.
-        airflow_run_id: the Airflow run id (a retry finds the same MLflow run).
-
-    Returns:
-        The MLflow run id.
-    """
-    from include.registry import registry as reg
-
-    client = reg.get_client()
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
-    name, version = target["model_name"], target["version"]
-    found = client.search_runs(
-        [exp_id],
-        filter_string=(
-            f"tags.`modelgate.airflow_run_id` = '{airflow_run_id}' and tags.`modelgate.model_name` = '{name}' "
-            f"and tags.`modelgate.version` = '{version}'"
-        ),
-        max_results=1,
-    )
-    if found:
-        return str(found[0].info.run_id)
-    run = client.create_run(
-        exp_id,
-        run_name=f"regression-{name}-{version}",
-        tags={
-            "modelgate.airflow_run_id": airflow_run_id,
-            "modelgate.model_name": name,
-            "modelgate.version": version,
-            "modelgate.champion_version": str(target["champion_version"]),
-        },
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "policy.json"
-        p.write_text(json.dumps(target["policy"], indent=1, sort_keys=True))
-        client.log_artifact(run.info.run_id, str(p))
-    return str(run.info.run_id)
-
-
-def _log_bytes(run_id: str, artifact_path: str, data: bytes) -> None:
-    from include.registry import registry as reg
-
-    folder, _, filename = artifact_path.rpartition("/")
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / filename
-        p.write_bytes(data)
-        reg.get_client().log_artifact(run_id, str(p), folder or None)
-
-
-def _log_frame(run_id: str, artifact_path: str, frame: pd.DataFrame) -> None:
-    import io
-
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    _log_bytes(run_id, artifact_path, buf.getvalue())
-
-
-def _download(run_id: str, artifact_path: str, dst: Path) -> Path:
-    import mlflow
-
-    return Path(
-        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst))
-    )
-
-
-def _read_frame(run_id: str, artifact_path: str) -> pd.DataFrame:
-    import pandas as pd
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_parquet(_download(run_id, artifact_path, Path(tmp)))
-
-
-def _log_suite(run_id: str, stem: str, suite_doc: dict[str, Any], result: Any) -> None:
-    _log_bytes(run_id, f"expectations/{stem}.suite.json", json.dumps(suite_doc, indent=1).encode())
-    _log_bytes(
-        run_id, f"expectations/{stem}.result.json", json.dumps(result.result, indent=1, default=str).encode()
-    )
-    _log_bytes(run_id, f"expectations/{stem}.html", result.html.encode())
 
 
 # ---------------------------------------------------------------- inputs
@@ -339,14 +168,14 @@ def prepare_inputs(target: dict[str, Any], contract: dict[str, Any], mlflow_run_
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
         spec = FeatureSpec.from_json(spec_path)
-        _log_bytes(mlflow_run_id, SPEC_ARTIFACT, spec_path.read_bytes())
+        log_bytes(mlflow_run_id, SPEC_ARTIFACT, spec_path.read_bytes())
     frame = synthetic_frame(spec, policy)
     suite_doc = ex.input_suite(
         ex.load_template(policy.inputs.suite), spec, policy.synthetic.rows, policy.inputs.range_tolerance
     )
     result = ex.validate(frame[spec.feature_names], suite_doc)
-    _log_suite(mlflow_run_id, "inputs", suite_doc, result)
-    _log_frame(mlflow_run_id, INPUTS_ARTIFACT, frame)
+    log_suite(mlflow_run_id, "inputs", suite_doc, result)
+    log_frame(mlflow_run_id, INPUTS_ARTIFACT, frame)
     check = ck.from_suite("inputs", result)
     check.figures.update(
         {"rows": len(frame), "edge_cases": int((frame[CASE_COLUMN] != "sample").sum()), "spec_source": source}
@@ -370,7 +199,7 @@ def _spec_features(mlflow_run_id: str) -> list[str]:
     from include.synthetic import FeatureSpec
 
     with tempfile.TemporaryDirectory() as tmp:
-        return FeatureSpec.from_json(_download(mlflow_run_id, SPEC_ARTIFACT, Path(tmp))).feature_names
+        return FeatureSpec.from_json(download(mlflow_run_id, SPEC_ARTIFACT, Path(tmp))).feature_names
 
 
 def score(
@@ -398,7 +227,7 @@ def score(
         }
     policy = _policy(target)
     features = _spec_features(mlflow_run_id)
-    frame = _read_frame(mlflow_run_id, INPUTS_ARTIFACT)
+    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT)
     try:
         challenger = _classifier(target, target["version"])
         x = challenger.matrix(frame, features)
@@ -411,19 +240,19 @@ def score(
         }
     out = first.frame()
     out[CASE_COLUMN] = frame[CASE_COLUMN].to_numpy()
-    _log_frame(mlflow_run_id, CHALLENGER_SCORES, out)
+    log_frame(mlflow_run_id, CHALLENGER_SCORES, out)
     if not _breaking(contract):
         champion = _classifier(target, target["champion_version"])
         champ_out = champion.predict(champion.matrix(frame, features)).frame()
         champ_out[CASE_COLUMN] = frame[CASE_COLUMN].to_numpy()
-        _log_frame(mlflow_run_id, CHAMPION_SCORES, champ_out)
+        log_frame(mlflow_run_id, CHAMPION_SCORES, champ_out)
     n_classes = first.probabilities.shape[1]
     classes = policy.outputs.classes if policy.outputs.classes is not None else list(range(n_classes))
     suite_doc = ex.output_suite(
         ex.load_template(policy.outputs.suite), n_classes, classes, policy.outputs.sum_tolerance
     )
     result = ex.validate(out.drop(columns=[CASE_COLUMN]), suite_doc)
-    _log_suite(mlflow_run_id, "outputs", suite_doc, result)
+    log_suite(mlflow_run_id, "outputs", suite_doc, result)
     outputs = ck.from_suite("outputs", result)
     bad_cases = out.loc[~np.isfinite(out["probability_sum"]), CASE_COLUMN]
     outputs.figures["nonfinite_rows"] = len(bad_cases)
@@ -435,13 +264,6 @@ def score(
 
 
 # ---------------------------------------------------------------- behaviour
-
-
-def _predictions(frame: pd.DataFrame) -> Any:
-    from include.regression.scoring import Predictions
-
-    prob_cols = [c for c in frame.columns if c.startswith("probability_") and c != "probability_sum"]
-    return Predictions(frame["label"].to_numpy(), frame[prob_cols].to_numpy(dtype=np.float64))
 
 
 def _holdout_path(uri: str, tmp: Path) -> Path:
@@ -507,8 +329,8 @@ def compare(
     if why:
         return {n: ck.skipped(n, why).to_dict() for n in names}
     policy = _policy(target)
-    champ = _predictions(_read_frame(mlflow_run_id, CHAMPION_SCORES))
-    chall = _predictions(_read_frame(mlflow_run_id, CHALLENGER_SCORES))
+    champ = predictions(read_frame(mlflow_run_id, CHAMPION_SCORES))
+    chall = predictions(read_frame(mlflow_run_id, CHALLENGER_SCORES))
     results = {
         "agreement": ck.check_agreement(champ, chall, policy),
         "distribution": ck.check_distribution(champ, chall, policy),
@@ -517,7 +339,7 @@ def compare(
     champion = _classifier(target, target["champion_version"])
     challenger = _classifier(target, target["version"])
     results["quality"] = _quality(target, features, champion, challenger)
-    frame = _read_frame(mlflow_run_id, INPUTS_ARTIFACT)
+    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT)
     sample = frame[frame[CASE_COLUMN] == "sample"]
     latency = paired_latency(
         champion,
@@ -531,138 +353,3 @@ def compare(
     for r in results.values():
         log.info("%s: %s (%s)", r.name, r.status, r.reason)
     return {k: v.to_dict() for k, v in results.items()}
-
-
-# ---------------------------------------------------------------- verdict
-
-
-def _tag_value(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(round(v, 6)) if np.isfinite(v) else str(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)[:MAX_TAG_CHARS]
-
-
-def verdict_tags(report: dict[str, Any]) -> dict[str, str]:
-    """Return every ``modelgate.regression.*`` tag of a report: verdict, reasons, each check's status and figures.
-
-    Args:
-        report: the report document from :func:`decide`.
-
-    Returns:
-        Tag name → string value.
-    """
-    tags = {
-        TAG_PREFIX + "verdict": report["verdict"],
-        TAG_PREFIX + "reasons": json.dumps(report["reasons"])[:MAX_TAG_CHARS],
-        TAG_PREFIX + "champion_version": str(report["champion_version"]),
-        TAG_PREFIX + "checked_at": report["checked_at"],
-        TAG_PREFIX + "airflow_run_id": str(report["airflow_run_id"]),
-        TAG_PREFIX + "mlflow_run_id": report["mlflow_run_id"],
-        TAG_PREFIX + "report": f"runs:/{report['mlflow_run_id']}/report/report.html",
-        TAG_PREFIX + "policy_sha256": report["policy_sha256"],
-        TAG_PREFIX + "policy_sources": ",".join(report["policy"].get("sources", [])),
-    }
-    for c in report["checks"]:
-        tags[f"{TAG_PREFIX}{c['name']}.status"] = c["status"]
-        for k, v in c["figures"].items():
-            tags[f"{TAG_PREFIX}{c['name']}.{k}"] = _tag_value(v)
-    return tags
-
-
-def decide(
-    target: dict[str, Any], results: list[dict[str, Any]], mlflow_run_id: str, actor: str, airflow_run_id: str
-) -> dict[str, Any]:
-    """Combine the checks into the verdict and leave the evidence: report, tags, metrics, audit record.
-
-    Args:
-        target: from :func:`resolve_target`.
-        results: every check result as data (inputs, contract, outputs, determinism, agreement,
-            distribution, quality, latency).
-        mlflow_run_id: from :func:`start_run`.
-        actor: who acts (audit).
-        airflow_run_id: the Airflow run id.
-
-    Returns:
-        ``verdict``, ``reasons``, ``model_name``, ``version``, ``mlflow_run_id``, ``report``.
-    """
-    from include.registry import registry as reg
-    from include.registry.audit import append_audit
-    from include.regression import report as rp
-
-    policy = _policy(target)
-    checks = ck.excuse_drift([ck.CheckResult.from_dict(r) for r in results], policy)
-    verdict, reasons = ck.verdict(checks)
-    name, version = target["model_name"], target["version"]
-    doc = {
-        "model_name": name,
-        "version": version,
-        "champion_version": target["champion_version"],
-        "verdict": verdict,
-        "reasons": reasons,
-        "checks": [c.to_dict() for c in checks],
-        "policy": target["policy"],
-        "policy_sha256": policy.sha256(),
-        "challenger": {k: target["challenger"][k] for k in ("semver", "feature_spec")},
-        "champion": {k: target["champion"][k] for k in ("semver", "feature_spec")},
-        "rows": next((c.figures.get("rows") for c in checks if c.name == "inputs"), 0),
-        "checked_at": datetime.now(UTC).isoformat(),
-        "airflow_run_id": airflow_run_id,
-        "mlflow_run_id": mlflow_run_id,
-    }
-    images = rp.plots(*_scores_for_plots(mlflow_run_id), policy.distribution.bins, _latency_figures(checks))
-    client = reg.get_client()
-    _log_bytes(mlflow_run_id, "report/report.json", json.dumps(doc, indent=1, default=str).encode())
-    _log_bytes(mlflow_run_id, "report/report.html", rp.render_html(doc, images).encode())
-    metrics = {
-        f"{c.name}.{k}": float(v)
-        for c in checks
-        for k, v in c.figures.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
-    }
-    for key, value in metrics.items():
-        client.log_metric(mlflow_run_id, key, value)
-    client.set_tag(mlflow_run_id, "modelgate.regression.verdict", verdict)
-    client.set_terminated(mlflow_run_id, "FINISHED")
-    reg.set_version_tags(name, version, verdict_tags(doc), actor=actor, run_id=airflow_run_id)
-    append_audit(
-        actor,
-        "regression_verdict",
-        f"models:/{name}/{version}",
-        None,
-        {
-            "verdict": verdict,
-            "reasons": reasons,
-            "champion_version": target["champion_version"],
-            "mlflow_run_id": mlflow_run_id,
-            "policy_sha256": doc["policy_sha256"],
-        },
-        airflow_run_id,
-    )
-    log.info("models:/%s/%s regression verdict %s %s", name, version, verdict, reasons)
-    return {
-        "verdict": verdict,
-        "reasons": reasons,
-        "model_name": name,
-        "version": version,
-        "mlflow_run_id": mlflow_run_id,
-        "report": f"runs:/{mlflow_run_id}/report/report.html",
-    }
-
-
-def _scores_for_plots(mlflow_run_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from mlflow.exceptions import MlflowException
-
-    out: list[np.ndarray | None] = []
-    for path in (CHAMPION_SCORES, CHALLENGER_SCORES):
-        try:
-            out.append(_predictions(_read_frame(mlflow_run_id, path)).positive_scores)
-        except (MlflowException, OSError):
-            out.append(None)
-    return out[0], out[1]
-
-
-def _latency_figures(checks: list[ck.CheckResult]) -> dict[str, Any] | None:
-    lat = next((c for c in checks if c.name == "latency"), None)
-    return lat.figures if lat is not None and lat.status != "skipped" else None
