@@ -117,3 +117,16 @@ def make_logreg_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def python_file_cmd(code: str, directory: Path, name: str = "driver.py") -> list[str]:
+    """Return ``[python, <file>]`` running ``code`` from a file written into ``directory``.
+
+    Use it instead of ``python -c``: there ``__main__`` has no ``__file__``, and pyspark's connect
+    module (imported by great_expectations when pyspark is installed) takes such a process for a
+    doctest run and calls ``sys.exit(0)`` in the middle of a task.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(code, encoding="utf-8")
+    return [sys.executable, str(path)]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO
+from support import REPO, python_file_cmd
 
 DAG_FILE = REPO / "dags" / "nightly_batch_inference.py"
 sys.path.insert(0, str(REPO / "tests" / "include" / "batch"))
@@ -71,7 +71,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def _dag_test(env: dict[str, str], logical_date: str, conf: dict[str, Any]) -> dict[str, Any]:
     res = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(DAG_FILE), logical_date, json.dumps(conf)],
+        [*python_file_cmd(_DRIVER, Path(env["AIRFLOW_HOME"])), str(DAG_FILE), logical_date, json.dumps(conf)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]

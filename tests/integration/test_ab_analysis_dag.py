@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO, make_logreg_onnx, stop
+from support import REPO, make_logreg_onnx, python_file_cmd, stop
 from support_airflow import run_dag, task_states
 from support_hitl import ApiServer, Approver
 
@@ -93,7 +93,7 @@ def test_dag_analyses_each_active_experiment_and_logs_the_report_without_waiting
             "as_of": (START + timedelta(days=2)).isoformat()}  # fmt: skip
     env = {**airflow_env, "MODELGATE_TRACKING_URI": mlflow_server, "MLFLOW_TRACKING_URI": mlflow_server,
            "MODELGATE_HOME": str(tmp_path / "home")}  # fmt: skip
-    res = subprocess.run([sys.executable, "-c", _DRIVER, str(DAG_FILE), json.dumps(conf)], env=env, cwd=REPO,
+    res = subprocess.run([*python_file_cmd(_DRIVER, tmp_path), str(DAG_FILE), json.dumps(conf)], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=400)  # fmt: skip
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, (res.stdout + res.stderr)[-5000:]
