@@ -62,12 +62,24 @@ class StackConfig:
 
 
 def _secret(path: Path) -> str:
+    """Return the secret kept in ``path``, generating it on first use.
+
+    The file is written complete under a private name (0600 from its first byte) and then linked
+    into place, so a concurrent caller never reads it empty or partial; when two callers race, the
+    first link wins and both return its value.
+
+    Raises:
+        RuntimeError: the file exists but is empty (written by something else; delete it).
+    """
+    from include.registry.audit_anchor import write_secret_file
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+        write_secret_file(path, secrets.token_urlsafe(24).encode())
+    value = path.read_text().strip()
+    if not value:
+        raise RuntimeError(f"secret file {path} is empty: delete it so that a new secret is generated")
+    return value
 
 
 def admin_password(cfg: StackConfig) -> str:
