@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=1000, help="size of the unit-id population")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--consent-rate", type=float, default=0.9, help="share of units sending X-Consent: true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from include.synthetic.spec import FeatureSpec
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             a.units,
             concurrency=a.concurrency,
             seed=a.seed,
+            consent_rate=a.consent_rate,
         )
         report = run_traffic(cfg, FeatureSpec.from_json(a.spec))
     except ModelgateError as e:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ class TrafficConfig:
         timeout_s: HTTP timeout of one request.
         api_key: bearer token when the router requires one for scoring.
         fill_missing: value sent for features the spec draws as missing (the router refuses NaN).
+        consent_rate: share of units that send ``X-Consent: true`` (fixed per unit and seed); the
+            router samples inputs only from consenting units.
     """
 
     router_url: str
@@ -69,6 +72,7 @@ class TrafficConfig:
     timeout_s: float = 10.0
     api_key: str | None = None
     fill_missing: float = 0.0
+    consent_rate: float = 0.9
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +86,8 @@ class TrafficConfig:
             problems.append(f"duration_s must be in (0, {MAX_DURATION_S}], got {self.duration_s!r}")
         if self.max_requests is not None and self.max_requests < 1:
             problems.append(f"max_requests must be at least 1, got {self.max_requests!r}")
+        if not 0.0 <= self.consent_rate <= 1.0:
+            problems.append(f"consent_rate must be in [0, 1], got {self.consent_rate!r}")
         for attr in ("n_units", "rows_per_request", "concurrency", "pool_size"):
             if getattr(self, attr) < 1:
                 problems.append(f"{attr} must be at least 1, got {getattr(self, attr)!r}")
@@ -148,6 +154,11 @@ def input_pool(spec: FeatureSpec, n: int, seed: int, fill_missing: float = 0.0) 
     return x.astype(np.float32)
 
 
+def consents(unit: str, cfg: TrafficConfig) -> bool:
+    """Return whether ``unit`` consents: a fixed draw per (seed, unit), true for ``consent_rate`` of units."""
+    return zlib.crc32(f"{cfg.seed}:{unit}".encode()) < cfg.consent_rate * 2**32
+
+
 class _Run:
     def __init__(self, cfg: TrafficConfig, pool: np.ndarray, stop: threading.Event) -> None:
         self.cfg = cfg
@@ -178,7 +189,7 @@ class _Run:
     async def one(self, client: Any, i: int, unit: str, sem: asyncio.Semaphore) -> None:
         import httpx
 
-        headers = {"X-Unit-Id": unit}
+        headers = {"X-Unit-Id": unit, "X-Consent": "true" if consents(unit, self.cfg) else "false"}
         if self.cfg.api_key:
             headers["Authorization"] = f"Bearer {self.cfg.api_key}"
         t = time.perf_counter()

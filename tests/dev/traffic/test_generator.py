@@ -13,7 +13,7 @@ from support import free_port
 from include.synthetic.spec import FeatureSpec
 from modelgate_dev.traffic import __main__ as cli
 from modelgate_dev.traffic.errors import TrafficError
-from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread, input_pool, run_traffic
+from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread, consents, input_pool, run_traffic
 
 
 def test_traffic_is_paced_bounded_and_split_by_unit_between_variants(
@@ -46,6 +46,23 @@ def test_max_requests_bounds_the_run_and_the_router_records_every_answer(
     assert table.num_rows == 120
     units = set(table.column("unit_id").to_pylist())
     assert all(u.startswith("u") for u in units) and len(units) > 50
+
+
+def test_units_send_their_fixed_consent_and_the_router_records_it(router: Router, spec: FeatureSpec) -> None:
+    from scipy.stats import binom
+
+    cfg = TrafficConfig(router.url, "churn", rate=500, duration_s=30, max_requests=200, seed=3, consent_rate=0.7)
+    rep = run_traffic(cfg, spec)
+    assert rep.ok == 200
+    time.sleep(1.5)
+    table = ds.dataset(str(router.events_root), format="parquet", partitioning="hive").to_table()
+    recorded = dict(zip(table.column("unit_id").to_pylist(), table.column("consent").to_pylist(), strict=True))
+    assert recorded and all(c == consents(u, cfg) for u, c in recorded.items())
+    population = [consents(f"u{i}", cfg) for i in range(cfg.n_units)]
+    lo, hi = binom.interval(0.999, cfg.n_units, 0.7)
+    assert lo <= sum(population) <= hi
+    with pytest.raises(TrafficError, match="consent_rate"):
+        TrafficConfig(router.url, "churn", consent_rate=1.5)
 
 
 def test_background_thread_stops_on_request(router: Router, spec: FeatureSpec) -> None:
