@@ -92,11 +92,17 @@ def samples(table: Any, variant: str, version: str | None = None) -> dict[str, n
         version: when given, only events served by this model version (``X-Model-Version``).
 
     Returns:
-        ``error_rate`` (1 for status != 200, else 0), ``latency_ms`` (every request) and ``score``
-        (the prediction summary of successful requests).
+        ``error_rate`` (1 for status != 200, else 0), ``latency_ms`` (every request), ``score``
+        (the prediction summary of successful requests) and ``inputs`` (the router's sampled input
+        rows, one row each, for a judge metric of kind ``drift``).
     """
     if table.num_rows == 0:
-        return {"error_rate": np.array([]), "latency_ms": np.array([]), "score": np.array([])}
+        return {
+            "error_rate": np.array([]),
+            "latency_ms": np.array([]),
+            "score": np.array([]),
+            "inputs": np.empty((0, 0)),
+        }
     import pyarrow.compute as pc
 
     mask = pc.equal(table.column("variant"), variant)
@@ -110,4 +116,39 @@ def samples(table: Any, variant: str, version: str | None = None) -> dict[str, n
         "error_rate": (status != 200).astype(np.float64),
         "latency_ms": np.asarray(side.column("latency_ms").to_numpy(zero_copy_only=False), dtype=np.float64),
         "score": np.asarray(score, dtype=np.float64),
+        "inputs": input_rows(side.column("inputs")) if "inputs" in side.column_names else np.empty((0, 0)),
     }
+
+
+def input_rows(column: Any) -> np.ndarray:
+    """Turn the router's sampled ``inputs`` (JSON ``{tensor: flat values of one row}``) into a matrix.
+
+    Only the sampled records carry a value (``ROUTER_EVENTS_INPUT_SAMPLE`` of consenting requests), so
+    this parses a small share of the window. Tensors are concatenated in name order; rows whose width
+    differs from the most common width (another model signature) or that are not valid JSON are skipped.
+
+    Args:
+        column: the ``inputs`` column of a window (strings, mostly null).
+
+    Returns:
+        A float64 array of shape ``(rows, width)``; ``(0, 0)`` without sampled rows.
+    """
+    import json
+
+    import pyarrow.compute as pc
+
+    rows: list[list[float]] = []
+    for raw in pc.drop_null(column).to_pylist():
+        try:
+            obj = json.loads(raw)
+            rows.append([float(v) for k in sorted(obj) for v in obj[k]])
+        except (ValueError, TypeError, AttributeError):
+            continue
+    if not rows:
+        return np.empty((0, 0))
+    widths = np.bincount([len(r) for r in rows])
+    width = int(widths.argmax())
+    kept = [r for r in rows if len(r) == width]
+    if len(kept) < len(rows):
+        log.info("skipped %d sampled input rows whose width is not %d", len(rows) - len(kept), width)
+    return np.asarray(kept, dtype=np.float64).reshape(len(kept), width)

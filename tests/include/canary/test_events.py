@@ -102,3 +102,38 @@ def test_empty_or_missing_window_gives_empty_samples_and_bad_window_is_refused(t
     assert events.samples(table, "canary")["score"].size == 0
     with pytest.raises(CanaryError, match="invalid event window"):
         events.load_window(str(tmp_path), "churn", now, now - timedelta(seconds=1))
+
+
+def test_sampled_inputs_of_the_window_feed_a_drift_metric_of_the_judge(tmp_path: Path) -> None:
+    import json
+
+    from include.canary.judge import judge
+    from include.canary.judge_config import JudgeConfig
+
+    rng = np.random.default_rng(7)
+    t0 = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+    sink = EventSink(str(tmp_path), flush_rows=10**6, flush_seconds=60, max_buffer=10**6)
+    rows = {"champion": rng.normal(size=(300, 4)), "canary": rng.normal(size=(300, 4))}
+    rows["canary"][:, 2] += 0.8  # the canary's traffic differs in one feature
+    n = 0
+    for variant, m in rows.items():
+        for i, row in enumerate(m):
+            inputs = json.dumps({"input": row.tolist()}) if i % 2 == 0 else None  # half the records sampled
+            sink.append(
+                (_us(t0 + timedelta(milliseconds=n)), f"r{n}", "churn", variant,
+                 "2" if variant == "canary" else "1", f"u{n}", True, 1.0, 200, 1, 0.5, False, None, inputs)
+            )  # fmt: skip
+            n += 1
+    sink.append(
+        (_us(t0 + timedelta(milliseconds=n)), "odd", "churn", "canary", "2", "u", True, 1.0, 200, 1, 0.5,
+         False, None, json.dumps({"input": [1.0, 2.0]}))
+    )  # fmt: skip
+    sink.close()
+    table = events.load_window(str(tmp_path), "churn", t0, t0 + timedelta(seconds=5))
+    can, champ = events.samples(table, "canary", "2"), events.samples(table, "champion")
+    assert can["inputs"].shape == (150, 4), "sampled rows only; the row of another width is skipped"
+    assert np.allclose(champ["inputs"], rows["champion"][::2])
+    cfg = JudgeConfig.from_dict({"metrics": {"inputs": {"kind": "drift", "critical": True}}})
+    res = judge(can, champ, cfg)
+    drift = next(m for m in res["metrics"] if m["name"] == "inputs")
+    assert drift["thresholds"]["drifted"] == ["x2"] and res["decision"] == "rollback"
