@@ -22,7 +22,8 @@ Moves live traffic to a model version in stages and promotes it to `champion` on
 statistical judge (include/canary/judge.py, after Kayenta) finds it no worse than the champion.
 Scheduled on `modelgate_regression_passed` (extra: model_name, version); trigger it by hand with conf
 `{"model_name": "churn", "version": "2"}` (optional `policy`: a policy name from `policies/`, e.g.
-`canary_demo`, never a path; `actor`).
+`canary_demo`, never a path). The actor of every change is the authenticated user who triggered the
+run (`airflow:canary_promotion` for an Asset-triggered run); a conf `actor` is refused.
 
 1. **prepare** : load the policy (`policies/canary_<model>.yaml` or `canary_default.yaml`), take the
    model's canary lock (a canary of another version is refused), tag `modelgate.canary.verdict=in_progress`.
@@ -51,7 +52,7 @@ def _ctx(plan: dict[str, Any] | None = None) -> Any:
 
     ModelgateMlflowHook().get_conn()
     context = get_current_context()
-    actor = (plan or {}).get("actor") or actor_of(dict(context), (context["dag_run"].conf or {}).get("actor"))
+    actor = (plan or {}).get("actor") or actor_of(dict(context))
     return Ctx(RouterHook(actor=actor), actor, context["run_id"])
 
 
@@ -78,7 +79,6 @@ def _pull(task_id: str) -> Any:
         "policy": Param(
             None, type=["null", "string"], description="Canary policy name in policies/ (default: by model)"
         ),
-        "actor": Param(None, type=["null", "string"], description="Who acts (default: triggering user)"),
     },
 )
 def canary_promotion() -> None:  # noqa: C901 - one nested function per task kind
@@ -87,6 +87,7 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         from include.canary import controller
         from include.canary.errors import CanaryStateError
         from include.canary.policy import policy_by_name
+        from include.errors import CONF_ACTOR_REFUSED
         from plugins.task_utils import call
 
         context = get_current_context()
@@ -96,6 +97,8 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
             events = list((context.get("triggering_asset_events") or {}).get(REGRESSION_PASSED, []))
             extra = events[-1].extra if events else {}
             model, version = extra.get("model_name"), extra.get("version")
+        if "actor" in conf:
+            call(_raise, CanaryStateError(CONF_ACTOR_REFUSED))
         if not model or not version:
             call(_raise, CanaryStateError("conf needs model_name and version (or a regression Asset event)"))
         ctx = _ctx()

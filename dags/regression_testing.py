@@ -56,9 +56,6 @@ the verdict back to the version's `modelgate.regression.*` tags. Scheduled on th
         "version": Param(
             None, type=["null", "string", "integer"], description="Version to test (conf trigger)"
         ),
-        "actor": Param(
-            None, type=["null", "string"], description="Who runs the gate (default: triggering user)"
-        ),
     },
 )
 def regression_testing() -> None:
@@ -82,7 +79,7 @@ def regression_testing() -> None:
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        actor = actor_of(ctx, (ctx["dag_run"].conf or {}).get("actor"))
+        actor = actor_of(ctx)
         return bool(call(pipeline.record_first_version, target, actor, ctx["run_id"]))
 
     @task
@@ -137,7 +134,7 @@ def regression_testing() -> None:
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         results = [prepared["inputs"], contract, *scored.values(), *compared.values()]
-        actor = actor_of(ctx, (ctx["dag_run"].conf or {}).get("actor"))
+        actor = actor_of(ctx)
         return call(pipeline.decide, target, results, prepared["mlflow_run_id"], actor, ctx["run_id"])
 
     @task(outlets=[REGRESSION_PASSED])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+CONF_ACTOR_REFUSED = "conf.actor is not accepted: the actor is the authenticated user who triggers the run"
+"""Why a DAG run's conf may not name its actor (every DAG takes it from ``dag_run.triggering_user_name``)."""
+
 
 class ModelgateError(Exception):
     """Raised when a modelgate operation cannot be carried out; the message names the problem.

@@ -24,10 +24,12 @@ def domain_errors_fail_task() -> Iterator[None]:
         raise AirflowFailException(f"{e.code}: {e.message}") from e
 
 
-def actor_of(context: dict[str, Any], conf_actor: str | None = None) -> str:
-    """Return who acts in this run: conf ``actor``, else the triggering user, else the DAG."""
-    if conf_actor:
-        return conf_actor
+def actor_of(context: dict[str, Any]) -> str:
+    """Return who acts in this run: the authenticated user who triggered it, else ``airflow:<dag_id>``.
+
+    Never a conf field: a run triggered by asset event or schedule has no triggering user and acts as
+    the DAG itself. The DAGs refuse a conf ``actor`` (``include.errors.CONF_ACTOR_REFUSED``).
+    """
     dag_run = context.get("dag_run")
     user = getattr(dag_run, "triggering_user_name", None) if dag_run is not None else None
     dag_id = getattr(dag_run, "dag_id", "unknown")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from include.errors import CONF_ACTOR_REFUSED
 from include.registry import manifest as mf
 from include.registry.errors import InvalidConf
 
@@ -33,7 +34,7 @@ class RegistrationRequest:
         if not isinstance(conf, dict):
             raise InvalidConf(f"conf must be a JSON object, got {type(conf).__name__}")
         if "actor" in conf:
-            raise InvalidConf("conf.actor is not accepted: the actor is the authenticated user who triggers the run")
+            raise InvalidConf(CONF_ACTOR_REFUSED)
         unknown = sorted(k for k in conf if k not in ALLOWED_KEYS)
         if unknown:
             raise InvalidConf(f"unknown conf field(s) {unknown}; allowed: {list(ALLOWED_KEYS)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from include.errors import CONF_ACTOR_REFUSED
 from include.regression.errors import TargetError
 from include.regression.policy import load_policy
 from modelgate_contracts.uris import version_uri
@@ -28,12 +29,15 @@ def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any
         feature_spec) and ``policy`` (as data).
 
     Raises:
-        TargetError: no model/version given, or the version does not exist or has no manifest.
+        TargetError: conf names an ``actor`` (the actor is the triggering user), no model/version
+            given, or the version does not exist or has no manifest.
         PolicyError: the model's policy is invalid.
     """
     from include.registry import manifest as mf
     from include.registry import registry as reg
 
+    if conf and "actor" in conf:
+        raise TargetError(CONF_ACTOR_REFUSED)
     source = conf if conf and conf.get("model_name") else None
     if source is None and asset_extras:
         source = asset_extras[-1]

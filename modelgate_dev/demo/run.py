@@ -291,7 +291,7 @@ class _Demo:
                 print(f"{label} was registered before but never went through a canary: starting one")
                 since = datetime.now(UTC)
                 self.client.trigger(
-                    "canary_promotion", {"model_name": self.name, "version": cand, "actor": "demo"}
+                    "canary_promotion", {"model_name": self.name, "version": cand}
                 )
                 canary_run = self.wait("canary_promotion", label, since, 480)
             else:

@@ -28,7 +28,7 @@ with mock.patch.object(BaseHook, "get_connection", refuse("connection")), \
     from airflow.dag_processing.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1])
 heavy = [m for m in %(heavy)r if m in sys.modules]
-dags = {d.dag_id: {"owner": d.owner, "tags": sorted(d.tags), "doc": d.doc_md or "",
+dags = {d.dag_id: {"owner": d.owner, "tags": sorted(d.tags), "doc": d.doc_md or "", "params": sorted(d.params),
         "retries": [t.retries for t in d.tasks]} for d in bag.dags.values()}
 print(json.dumps({"errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()},
                   "heavy": heavy, "calls": calls, "dags": dags}))
@@ -69,6 +69,16 @@ def test_every_dag_has_owner_tags_retries_and_its_own_doc(dag_file: Path, probes
         assert all(r >= 1 for r in d["retries"]), f"{dag_id}: every task retries"
         assert dag_id in d["doc"], f"{dag_id}: doc_md describes this DAG"
         assert len(d["doc"]) > 200, dag_id
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: f"dags/{p.name}")
+def test_no_dag_lets_its_conf_name_the_actor(dag_file: Path, probes: dict[str, dict]) -> None:
+    """The actor is the user who triggered the run (or the DAG), never a param the caller fills in."""
+    for dag_id, d in probes[dag_file.name]["dags"].items():
+        assert "actor" not in d["params"], dag_id
+    source = dag_file.read_text()
+    for read in ('conf.get("actor")', 'conf or {}).get("actor")', 'conf["actor"]', "conf_actor"):
+        assert read not in source, f"{dag_id}: reads an actor from conf ({read})"
 
 
 def test_include_never_imports_airflow() -> None:

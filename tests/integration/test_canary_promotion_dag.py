@@ -72,7 +72,6 @@ class Env:
         return {
             "model_name": self.name,
             "version": version,
-            "actor": "tester",
             **kw,
         }
 
@@ -165,6 +164,8 @@ def test_good_candidate_goes_through_every_stage_becomes_champion_and_rolls_back
     recs = [r for r in audit.read_records() if env.name in r.subject]
     assert [r.action for r in recs].count("canary.promote") == 1
     assert any(r.action == "routes.put" and r.run_id == dr.run_id for r in recs)
+    # the actor is whoever triggered the run (dag.test has no user: the DAG itself), never conf
+    assert {r.actor for r in recs if r.run_id == dr.run_id} == {dr.triggering_user_name or f"airflow:{DAG_ID}"}
     assert [n["event"] for n in _notifications(env)] == ["promote"]
 
     # running it again (the whole start and finish) changes nothing and promotes nothing twice
@@ -221,6 +222,21 @@ def test_failing_candidate_is_cut_by_the_guard_and_rolled_back_and_the_champion_
     notes = _notifications(env)
     assert [n["event"] for n in notes] == ["rollback"] and notes[0]["version"] == bad
     assert cc.read_lock(env.name) is None
+
+
+def test_conf_actor_is_refused_and_nothing_moves(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    v2 = env.register(make_shifted_model(env.tmp / "v2.onnx", seed=1, graph_name="v2"))
+    capfd.readouterr()
+    dr = run_dag(DAG_FILE, DAG_ID, env.conf(v2, actor="ceo"))
+    out, err = capfd.readouterr()
+    states = task_states(dr)
+    assert dr.state == "failed", states
+    assert states["prepare"] == "failed", states
+    assert "conf.actor is not accepted" in out + err
+    assert env.tags(v2) == {}, "the candidate is left untouched"
+    assert cc.read_lock(env.name) is None
+    _champion_only(env, "1")
+    assert not any(r.actor == "ceo" for r in audit.read_records())
 
 
 def test_a_second_canary_of_the_same_model_is_refused_while_one_is_in_progress(env: Env) -> None:

@@ -127,7 +127,7 @@ def test_v2_against_v1_passes_with_every_figure_tagged_report_logged_and_asset_e
     tracking_uri: str, policies: Path, model: str, demo: Any
 ) -> None:
     version = _register(model, demo.v2_model, demo)
-    dr = run_dag(DAG_FILE, DAG_ID, {"model_name": model, "version": version, "actor": "ci-bot"})
+    dr = run_dag(DAG_FILE, DAG_ID, {"model_name": model, "version": version})
     states = task_states(dr)
     assert dr.state == "success", states
     tags = _tags(model, version)
@@ -143,7 +143,9 @@ def test_v2_against_v1_passes_with_every_figure_tagged_report_logged_and_asset_e
     assert float(tags[PREFIX + "determinism.max_abs_diff"]) == 0.0
     assert tags[PREFIX + "champion_version"] == "1"
     rec = _verdict_record(model, version, dr.run_id)
-    assert rec.actor == "ci-bot" and rec.after["verdict"] == "pass" and rec.after["champion_version"] == "1"
+    # the actor is whoever triggered the run (dag.test has no user: the DAG itself), never conf
+    assert rec.actor == (dr.triggering_user_name or f"airflow:{DAG_ID}")
+    assert rec.after["verdict"] == "pass" and rec.after["champion_version"] == "1"
     assert _events(dr.run_id) == [
         {"name": "modelgate_regression_passed", "extra": {"model_name": model, "version": version}}
     ]
@@ -212,3 +214,20 @@ def test_model_with_nan_outputs_fails_on_the_output_expectations(
     assert tags[PREFIX + "contract.status"] == "pass"
     assert int(tags[PREFIX + "outputs.nonfinite_rows"]) > 100
     assert int(tags[PREFIX + "outputs.nonfinite_edge_cases"]) > 0, "edge cases reach the negative f00 region"
+
+
+def test_conf_actor_is_refused_because_the_actor_is_the_triggering_user(
+    tracking_uri: str, policies: Path, model: str, demo: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    version = _register(model, demo.v2_model, demo)  # already registered (and tested) by an earlier test
+    before = _tags(model, version)
+    capfd.readouterr()
+    dr = run_dag(DAG_FILE, DAG_ID, {"model_name": model, "version": version, "actor": "ci-bot"})
+    out, err = capfd.readouterr()
+    states = task_states(dr)
+    assert dr.state == "failed", states
+    assert states["resolve_target"] == "failed", states
+    assert "conf.actor is not accepted" in out + err
+    assert _tags(model, version) == before, "nothing was tested or recorded"
+    assert not [r for r in audit.read_records() if r.run_id == dr.run_id or r.actor == "ci-bot"]
+    assert _events(dr.run_id) == []
