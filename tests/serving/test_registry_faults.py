@@ -27,9 +27,12 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast once the server is gone
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     proc, uri = start_mlflow_server(tmp_path / "mlflow")
+    previous = mlflow.get_tracking_uri()
     try:
         mlflow.set_tracking_uri(uri)
-        with mlflow.start_run():
+        # the default experiment of this fresh server: an earlier test of the session may have left
+        # another experiment active in mlflow's process-wide state, which this server does not have
+        with mlflow.start_run(experiment_id="0"):
             info = mlflow.onnx.log_model(
                 onnx.load(str(models["a"])), name="model", registered_model_name="fault"
             )
@@ -52,6 +55,7 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
             assert c.post("/invocations", json=BODY).headers["x-model-version"] == v
             assert c.get("/v2/health/ready").json() == {"ready": True}
     finally:
+        mlflow.set_tracking_uri(previous)
         stop(proc)  # the registry is down from here on
 
     # during a reload: the router keeps serving what it has; readiness and /metrics name the outage
