@@ -10,7 +10,6 @@ root is a local folder or a URL pyarrow understands (``s3://``, ``gs://``...).
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,9 @@ def events_root() -> str:
     Returns:
         A local path or URL.
     """
-    env = os.environ.get("MODELGATE_EVENTS_ROOT")
-    if env:
-        return env
     from include.config import get_settings
 
-    return str(get_settings().home / "events")
+    return get_settings().resolved_events_root()
 
 
 def _hours(start: datetime, end: datetime) -> list[str]:
