@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class StackConfig:
     mlflow_port: int
     airflow_port: int
     router_port: int
+    router_replicas: int = 1
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -46,6 +48,7 @@ class StackConfig:
             mlflow_port=s.mlflow_port,
             airflow_port=s.airflow_port,
             router_port=s.router_port,
+            router_replicas=s.router_replicas,
         )
 
     @property
@@ -59,6 +62,21 @@ class StackConfig:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def router_ports(self) -> list[int]:
+        """The router replicas' ports: ``router_port``, +1, +2, ..."""
+        return [self.router_port + i for i in range(self.router_replicas)]
+
+    @property
+    def router_urls(self) -> list[str]:
+        """The router replicas' base URLs, replica 0 first."""
+        return [f"http://127.0.0.1:{port}" for port in self.router_ports]
+
+    @property
+    def procfile(self) -> Path:
+        """The Procfile ``up`` writes: the repo's, with one ``router<i>`` line per replica."""
+        return self.home / "Procfile"
 
 
 def _secret(path: Path) -> str:
@@ -92,6 +110,47 @@ def router_token(cfg: StackConfig) -> str:
     return _secret(cfg.home / "secrets" / "router-admin-token")
 
 
+def router_connection(cfg: StackConfig) -> str:
+    """Return the ``modelgate_router`` Airflow connection as a URI: replica 0, the token, every replica.
+
+    The connection's extra ``{"replicas": [...]}`` lists every replica's base URL; the gates wait for
+    all of them to serve a change (:mod:`include.routing.replicas`).
+    """
+    extra = urllib.parse.quote(json.dumps({"replicas": cfg.router_urls}), safe="")
+    return f"http://admin:{router_token(cfg)}@127.0.0.1:{cfg.router_port}?__extra__={extra}"
+
+
+def write_procfile(cfg: StackConfig) -> Path:
+    """Write the stack's Procfile: the repo's, its ``router`` line repeated once per replica.
+
+    Replica ``i`` listens on ``router_port + i``; all replicas follow the same routes store
+    (``ROUTER_STORE_URL``) and write events under the same root (file names carry the process id).
+
+    Returns:
+        The written file.
+
+    Raises:
+        RuntimeError: the repo's Procfile has no ``router:`` line.
+    """
+    lines = (REPO / "Procfile").read_text().splitlines()
+    router = [line for line in lines if line.startswith("router:")]
+    if len(router) != 1:
+        raise RuntimeError(f"{REPO / 'Procfile'} must have exactly one 'router:' line, found {len(router)}")
+    command = router[0].removeprefix("router:").strip()
+    out: list[str] = []
+    for line in lines:
+        if line is router[0]:
+            for i, port in enumerate(cfg.router_ports):
+                out.append(f"router{i}: " + command.replace("$MODELGATE_ROUTER_PORT", str(port)))
+        else:
+            out.append(line)
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    tmp = cfg.procfile.with_suffix(".tmp")
+    tmp.write_text("\n".join(out) + "\n")
+    tmp.replace(cfg.procfile)
+    return cfg.procfile
+
+
 def stack_env(cfg: StackConfig) -> dict[str, str]:
     """Return the environment every process of the stack runs with."""
     airflow_home = cfg.home / "airflow"
@@ -100,6 +159,9 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
     passwords.write_text(json.dumps({"admin": admin_password(cfg)}))
     passwords.chmod(0o600)
     venv_bin = str(Path(sys.executable).parent)
+    from include.config import Settings
+
+    store_url = Settings(home=cfg.home).resolved_audit_db_url()
     return {
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO),
@@ -107,6 +169,10 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "MODELGATE_MLFLOW_PORT": str(cfg.mlflow_port),
         "MODELGATE_AIRFLOW_PORT": str(cfg.airflow_port),
         "MODELGATE_ROUTER_PORT": str(cfg.router_port),
+        "MODELGATE_ROUTER_REPLICAS": str(cfg.router_replicas),
+        # every replica follows one routes store: the audit database (route change + audit record in one
+        # transaction)
+        "ROUTER_STORE_URL": store_url,
         "MODELGATE_TRACKING_URI": cfg.mlflow_url,
         "MLFLOW_TRACKING_URI": cfg.mlflow_url,
         "AIRFLOW_HOME": str(airflow_home),
@@ -128,7 +194,7 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW_CONN_MODELGATE_MLFLOW": f"http://127.0.0.1:{cfg.mlflow_port}",
-        "AIRFLOW_CONN_MODELGATE_ROUTER": f"http://admin:{router_token(cfg)}@127.0.0.1:{cfg.router_port}",
+        "AIRFLOW_CONN_MODELGATE_ROUTER": router_connection(cfg),
         "ROUTER_ADMIN_TOKEN": router_token(cfg),
         "MODELGATE_ROUTER_URL": f"http://127.0.0.1:{cfg.router_port}",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -200,8 +266,11 @@ def healthy(cfg: StackConfig) -> dict[str, bool]:
             scheduler = json.loads(body)["scheduler"]["status"] == "healthy"
         except (KeyError, ValueError):
             scheduler = False
-    rt, _ = _get(f"http://127.0.0.1:{cfg.router_port}/v2/health/live")
-    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, "router": rt == 200}
+    routers = {
+        f"router{i}" if cfg.router_replicas > 1 else "router": _get(f"{url}/v2/health/live")[0] == 200
+        for i, url in enumerate(cfg.router_urls)
+    }
+    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, **routers}
 
 
 def up(cfg: StackConfig, timeout: float = 240.0) -> int:
@@ -217,7 +286,7 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
     for name, port in (
         ("MLflow", cfg.mlflow_port),
         ("Airflow", cfg.airflow_port),
-        ("Router", cfg.router_port),
+        *(("Router", port) for port in cfg.router_ports),
     ):
         if _port_taken(port):
             print(
@@ -238,9 +307,10 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
     if res.returncode != 0:
         print(f"error: airflow db migrate failed:\n{res.stderr[-2000:]}", file=sys.stderr)
         return 1
+    procfile = write_procfile(cfg)
     log = open(cfg.home / "stack.log", "ab")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "honcho"), "-f", str(REPO / "Procfile"), "-d", str(REPO), "start"],
+        [str(Path(sys.executable).parent / "honcho"), "-f", str(procfile), "-d", str(REPO), "start"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -277,7 +347,7 @@ def _print_access(cfg: StackConfig) -> None:
     print(f"Airflow UI : {cfg.airflow_url}   user: admin   password: {admin_password(cfg)}")
     print(f"MLflow UI  : {cfg.mlflow_url}")
     print(
-        f"Router     : http://127.0.0.1:{cfg.router_port}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}"
+        f"Router     : {', '.join(cfg.router_urls)}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}"
     )
     print(f"state in   : {cfg.home}   (make down to stop)")
 
@@ -322,7 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument("--timeout", type=float, default=240.0)
     args = parser.parse_args(argv)
-    cfg = StackConfig.from_env()
+    from pydantic import ValidationError
+
+    try:
+        cfg = StackConfig.from_env()
+    except ValidationError as e:
+        problems = "; ".join(f"MODELGATE_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
+        print(f"error: invalid stack settings: {problems}", file=sys.stderr)
+        return 2
     if args.command == "up":
         return up(cfg, args.timeout)
     if args.command == "down":

@@ -276,7 +276,14 @@ class _Demo:
         from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread
 
         traffic = TrafficThread(
-            TrafficConfig(self.router_url, self.name, rate=40.0, duration_s=540.0, n_units=2000),
+            TrafficConfig(
+                self.router_url,
+                self.name,
+                rate=40.0,
+                duration_s=540.0,
+                n_units=2000,
+                replica_urls=tuple(self.cfg.router_urls[1:]),
+            ),
             FeatureSpec.from_json(self.art.feature_spec),
         ).start()
         regression_run = canary_run = None

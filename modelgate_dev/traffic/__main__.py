@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 sent, 2 bad arguments or unreachable router.
     """
     p = argparse.ArgumentParser(prog="python -m modelgate_dev.traffic", description=__doc__)
-    p.add_argument("--router-url", default="http://127.0.0.1:8500")
+    p.add_argument(
+        "--router-url",
+        action="append",
+        help="router replica base URL; repeat it to spread requests over replicas (default http://127.0.0.1:8500)",
+    )
     p.add_argument("--model", required=True, help="model name in /v2/models/{model}/infer")
     p.add_argument("--spec", required=True, help="feature spec JSON (include.synthetic)")
     p.add_argument("--rate", type=float, default=50.0, help="requests per second")
@@ -36,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from modelgate_dev.traffic.generator import TrafficConfig, run_traffic
 
     try:
+        urls = a.router_url or ["http://127.0.0.1:8500"]
         cfg = TrafficConfig(
-            a.router_url,
+            urls[0],
             a.model,
             a.rate,
             a.duration,
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=a.concurrency,
             seed=a.seed,
             consent_rate=a.consent_rate,
+            replica_urls=tuple(urls[1:]),
         )
         report = run_traffic(cfg, FeatureSpec.from_json(a.spec))
     except ModelgateError as e:

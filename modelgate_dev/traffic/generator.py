@@ -11,6 +11,7 @@ background thread for tests and the demo.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -56,6 +57,8 @@ class TrafficConfig:
         fill_missing: value sent for features the spec draws as missing (the router refuses NaN).
         consent_rate: share of units that send ``X-Consent: true`` (fixed per unit and seed); the
             router samples inputs only from consenting units.
+        replica_urls: more router replicas (base URLs); request ``i`` goes to replica
+            ``i mod (1 + len(replica_urls))``, ``router_url`` being replica 0.
     """
 
     router_url: str
@@ -73,11 +76,18 @@ class TrafficConfig:
     api_key: str | None = None
     fill_missing: float = 0.0
     consent_rate: float = 0.9
+    replica_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every replica the traffic goes to, ``router_url`` first (duplicates dropped)."""
+        return tuple(dict.fromkeys((self.router_url, *self.replica_urls)))
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.router_url.startswith(("http://", "https://")):
-            problems.append(f"router_url must start with http:// or https://, got {self.router_url!r}")
+        for what, url in (("router_url", self.router_url), *(("replica_urls", u) for u in self.replica_urls)):
+            if not url.startswith(("http://", "https://")):
+                problems.append(f"{what} must start with http:// or https://, got {url!r}")
         if not self.model:
             problems.append("model is empty")
         if not 0 < self.rate <= MAX_RATE:
@@ -107,6 +117,7 @@ class TrafficReport:
         transport_errors: no answer (connection refused, timeout).
         by_variant: 200 answers per ``X-Variant``.
         by_version: 200 answers per ``X-Model-Version``.
+        by_replica: 200 answers per replica base URL.
         units_by_variant: distinct units seen per variant.
         elapsed_s: wall time of the run.
         rate: achieved requests per second.
@@ -120,6 +131,7 @@ class TrafficReport:
     transport_errors: int = 0
     by_variant: dict[str, int] = field(default_factory=dict)
     by_version: dict[str, int] = field(default_factory=dict)
+    by_replica: dict[str, int] = field(default_factory=dict)
     units_by_variant: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     rate: float = 0.0
@@ -169,6 +181,7 @@ class _Run:
         self.units: dict[str, set[str]] = {}
         self.variants: Counter[str] = Counter()
         self.versions: Counter[str] = Counter()
+        self.replicas: Counter[str] = Counter()
 
     def body(self, i: int) -> dict[str, Any]:
         k = self.cfg.rows_per_request
@@ -207,6 +220,7 @@ class _Run:
             variant = r.headers.get("x-variant", "?")
             self.variants[variant] += 1
             self.versions[r.headers.get("x-model-version", "?")] += 1
+            self.replicas[str(client.base_url).rstrip("/")] += 1
             self.units.setdefault(variant, set()).add(unit)
         elif r.status_code >= 500:
             self.report.server_errors += 1
@@ -223,7 +237,11 @@ class _Run:
         t0 = time.monotonic()
         deadline = t0 + cfg.duration_s
         tasks: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(base_url=cfg.router_url, timeout=cfg.timeout_s, limits=limits) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=cfg.timeout_s, limits=limits))
+                for url in cfg.urls
+            ]
             i = 0
             while not self.stop.is_set() and (cfg.max_requests is None or i < cfg.max_requests):
                 due = t0 + i / cfg.rate
@@ -234,7 +252,7 @@ class _Run:
                     await asyncio.sleep(due - now)
                 await sem.acquire()
                 unit = f"u{int(rng.integers(cfg.n_units))}"
-                task = asyncio.create_task(self.one(client, i, unit, sem))
+                task = asyncio.create_task(self.one(clients[i % len(clients)], i, unit, sem))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
@@ -246,6 +264,7 @@ class _Run:
         rep.rate = round(rep.sent / rep.elapsed_s, 2) if rep.elapsed_s > 0 else 0.0
         rep.by_variant = dict(self.variants)
         rep.by_version = dict(self.versions)
+        rep.by_replica = dict(self.replicas)
         rep.units_by_variant = {k: len(v) for k, v in self.units.items()}
         if self.latencies:
             q = np.quantile(np.asarray(self.latencies), [0.5, 0.9, 0.99])
@@ -269,9 +288,9 @@ def run_traffic(cfg: TrafficConfig, spec: FeatureSpec, stop: threading.Event | N
     """
     pool = input_pool(spec, cfg.pool_size, cfg.seed, cfg.fill_missing)
     report = asyncio.run(_Run(cfg, pool, stop or threading.Event()).run())
-    log.info("traffic to %s/%s: %s", cfg.router_url, cfg.model, report)
+    log.info("traffic to %s/%s: %s", ", ".join(cfg.urls), cfg.model, report)
     if report.sent and report.transport_errors == report.sent:
-        raise TrafficError(f"no request reached the router at {cfg.router_url} ({report.sent} attempts)")
+        raise TrafficError(f"no request reached the router at {', '.join(cfg.urls)} ({report.sent} attempts)")
     return report
 
 

@@ -117,3 +117,32 @@ def test_cli_prints_the_report_and_exits_2_on_bad_input(
         cli.main(["--router-url", router.url, "--model", "churn", "--spec", str(path), "--rate", "-1"]) == 2
     )
     assert "rate must be in" in capsys.readouterr().err
+
+
+def test_traffic_spreads_over_every_replica_and_each_records_its_share(
+    router: Router, spec: FeatureSpec, tmp_path
+) -> None:
+    import onnx
+    from serving.conftest import start_router
+    from support import stop
+
+    from modelgate_dev.demo.models import build_linear_model
+
+    path = tmp_path / "second.onnx"
+    onnx.save(build_linear_model(30, seed=1, graph_name="champion"), str(path))
+    second = start_router(
+        tmp_path / "second", {"models": {"churn": {"variants": [{"name": "champion", "uri": str(path), "weight_bp": 10000}]}}}
+    )
+    try:
+        cfg = TrafficConfig(router.url, "churn", rate=400, duration_s=30, max_requests=90, seed=4,
+                            replica_urls=(second.url,))  # fmt: skip
+        rep = run_traffic(cfg, spec)
+        assert rep.ok == 90 and rep.by_replica == {router.url: 45, second.url: 45}, rep
+        time.sleep(1.5)  # each router flushes its events every 0.5 s in tests
+        for r in (router, second):
+            table = ds.dataset(str(r.events_root), format="parquet", partitioning="hive").to_table()
+            assert table.num_rows == 45, f"{r.url} recorded every request it answered"
+    finally:
+        stop(second.proc)
+    with pytest.raises(TrafficError, match="replica_urls must start with http"):
+        TrafficConfig(router.url, "churn", replica_urls=("127.0.0.1:8501",))
