@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
+.PHONY: proto venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ lock:
 	$(PY) -m pip install -q -r requirements.txt
 	{ echo '# Full lock of every package in .venv (pip freeze). Regenerate with `make lock`; do not edit by hand.'; \
 	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+
+# The router's OIP v2 protobuf module (checked in; regenerate after editing the .proto).
+proto: venv
+	cd serving_images/router && ../../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. router/_proto/grpc_predict_v2.proto
 
 up: venv
 	$(PY) -m modelgate_dev.stack up

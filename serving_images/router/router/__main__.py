@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--routes", help="routes YAML file (env ROUTER_ROUTES)")
     p.add_argument("--host", help="bind address (env ROUTER_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env ROUTER_PORT, default 8500)")
+    p.add_argument("--grpc-port", type=int, help="OIP v2 gRPC port (env ROUTER_GRPC_PORT, default off)")
     p.add_argument("--workers", type=int, help="worker processes (env ROUTER_WORKERS, default 1)")
     p.add_argument("--state-dir", help="runtime state directory (env ROUTER_STATE_DIR)")
     p.add_argument("--events-root", help="event files root, path or fsspec URL (env ROUTER_EVENTS_ROOT)")

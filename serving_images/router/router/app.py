@@ -17,6 +17,7 @@ from router.auth import KeyRing
 from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds, oip_response
 from router.dataplane import DataPlane
 from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
+from router.grpc_service import EXTENSIONS, GrpcServer, start_grpc
 from router.metrics import render_metrics
 from router.openapi import openapi_document
 from router.statefile import RoutesState
@@ -48,6 +49,7 @@ class RouterApp:
         self.admin = AdminApi(plane, keys, self._read_body)
         self.state = RoutesState(plane, self.admin.lock)
         self._poll_task: asyncio.Task[None] | None = None
+        self.grpc: GrpcServer | None = None
         self.http_responses: dict[int, int] = {}
         self.in_flight = 0
         self._openapi = orjson.dumps(openapi_document())
@@ -81,6 +83,8 @@ class RouterApp:
         """Load the routes (persisted state if it derives from the same file), start the writers."""
         await self.state.load()
         self.plane.start()
+        if self.settings.grpc_port is not None:
+            self.grpc = await start_grpc(self)
         # Everything loaded so far (modules, sessions, tables) lives as long as the process: move it out
         # of the collector's reach, so full collections only walk what requests allocate.
         gc.collect()
@@ -94,6 +98,8 @@ class RouterApp:
         self.plane.ready = False
         if self._poll_task is not None:
             self._poll_task.cancel()
+        if self.grpc is not None:  # RPCs in flight finish (their events are flushed below)
+            await self.grpc.stop(self.settings.drain_timeout_seconds)
         await asyncio.to_thread(self.plane.stop)
         sink = self.plane.sink
         if sink is not None:
@@ -297,7 +303,7 @@ class RouterApp:
         if path == "/v2":
             return (
                 200,
-                orjson.dumps({"name": "modelgate-router", "version": __version__, "extensions": []}),
+                orjson.dumps({"name": "modelgate-router", "version": __version__, "extensions": EXTENSIONS}),
                 [],
             )
         if path.startswith("/v2/models/"):

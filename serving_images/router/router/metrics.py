@@ -85,6 +85,7 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
     add("# TYPE router_http_responses_total counter")
     for code, n in sorted(app.http_responses.items()):
         add(f'router_http_responses_total{{code="{code}"}} {n}')
+    out.extend(app.grpc.metric_lines() if app.grpc is not None else ())
     add("# HELP router_routes_revision Revision of the route table served now.")
     add("# TYPE router_routes_revision gauge")
     add(f"router_routes_revision {plane.table.revision}")

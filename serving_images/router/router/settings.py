@@ -39,6 +39,9 @@ class RouterSettings(BaseSettings):
     port: int = Field(default=8500, ge=0, le=65535)
     """TCP port to bind."""
 
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    """TCP port of the OIP v2 gRPC service (``inference.GRPCInferenceService``) on ``host``; unset: off."""
+
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes; each holds its own sessions and follows the shared routes state file."""
 

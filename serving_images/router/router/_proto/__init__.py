@@ -1,0 +1,1 @@
+"""Generated OIP v2 protobuf module (``make proto``)."""
