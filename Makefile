@@ -45,7 +45,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy include modelgate_contracts modelgate_dev plugins serving_images/router/router
+	$(VENV)/bin/mypy include modelgate_contracts modelgate_control modelgate_dev plugins serving_images/router/router
 
 # Known vulnerabilities in the lock (pip-audit, PyPI's advisory data); exceptions: .pip-audit-ignore.
 # AUDIT_ARGS=--strict also fails on packages the advisory service could not look up.

@@ -3,8 +3,11 @@
 Every ``import`` and ``from ... import`` of every first-party module is read with ``ast`` (imports
 inside functions included: a lazy import is still an arrow). Layers, top to bottom::
 
-    tools (modelgate_dev) → dags → plugins → include → contracts (modelgate_contracts)
-    router (serving_images/router/router) → contracts
+    tools (modelgate_dev) → dags → plugins → include → control (modelgate_control), contracts (modelgate_contracts)
+    router (serving_images/router/router) → control, contracts
+
+The control package (the routes store and the audit record core) imports nothing first-party and no
+third-party package but SQLAlchemy.
 
 Contracts import nothing first-party and no third-party package but pyarrow and pydantic.
 """
@@ -26,22 +29,25 @@ ROOTS = {
     "plugins": REPO / "plugins",
     "include": REPO / "include",
     "modelgate_contracts": REPO / "modelgate_contracts",
+    "modelgate_control": REPO / "modelgate_control",
     "router": REPO / "serving_images" / "router" / "router",
 }
 FIRST_PARTY = set(ROOTS)
 
 ALLOWED: dict[str, set[str]] = {
-    "modelgate_dev": {"modelgate_dev", "dags", "plugins", "include", "modelgate_contracts", "router"},
+    "modelgate_dev": {"modelgate_dev", "dags", "plugins", "include", "modelgate_contracts", "modelgate_control", "router"},
     "dags": {"dags", "plugins", "include", "modelgate_contracts"},
-    "plugins": {"plugins", "include", "modelgate_contracts"},
-    "include": {"include", "modelgate_contracts"},
+    "plugins": {"plugins", "include", "modelgate_contracts", "modelgate_control"},
+    "include": {"include", "modelgate_contracts", "modelgate_control"},
     "modelgate_contracts": {"modelgate_contracts"},
-    "router": {"router", "modelgate_contracts"},
+    "modelgate_control": {"modelgate_control"},
+    "router": {"router", "modelgate_contracts", "modelgate_control"},
 }
 """First-party layers each layer may import (itself included)."""
 
 CONTRACTS_THIRD_PARTY = {"pyarrow", "pydantic"}
-NO_AIRFLOW = {"include", "modelgate_contracts", "router"}
+NO_AIRFLOW = {"include", "modelgate_contracts", "modelgate_control", "router"}
+CONTROL_THIRD_PARTY = {"sqlalchemy"}
 
 
 def _modules(layer: str) -> Iterator[tuple[str, Path]]:
@@ -120,6 +126,17 @@ def test_contracts_import_only_the_standard_library_pyarrow_and_pydantic() -> No
         for lay, _, path, line, imported, _ in IMPORTS
         if lay == "modelgate_contracts"
         and imported.split(".")[0] not in stdlib | CONTRACTS_THIRD_PARTY | {"modelgate_contracts"}
+    ]
+    assert bad == []
+
+
+def test_control_imports_only_the_standard_library_and_sqlalchemy() -> None:
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    bad = [
+        f"{path.relative_to(REPO)}:{line} imports {imported}"
+        for lay, _, path, line, imported, _ in IMPORTS
+        if lay == "modelgate_control"
+        and imported.split(".")[0] not in stdlib | CONTROL_THIRD_PARTY | {"modelgate_control"}
     ]
     assert bad == []
 

@@ -10,6 +10,10 @@ re-signed with another key, reordered, deleted (also the newest ones) or when th
 Append-only is also enforced by the database: triggers on SQLite and PostgreSQL, and on PostgreSQL
 a writer role that holds only INSERT and SELECT (:func:`setup_postgres`).
 
+The table, the record MAC and the append within a transaction are :mod:`modelgate_control.audit`
+(the router appends route changes in the same transaction as the route row); this module adds the
+engine cache, ``append_audit``, reading, verification and the CLI.
+
 CLI: ``python -m include.registry.audit verify`` (also ``modelgate audit verify``), ``tail`` and
 ``setup-postgres``.
 """
@@ -23,7 +27,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,58 +36,21 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from include.config import get_settings
 from include.registry import audit_anchor as anchor
 from include.registry.errors import AuditError
+from modelgate_control import ControlError
+from modelgate_control.audit import GENESIS, AuditRecord, append_in, record_mac
+from modelgate_control.schema import (
+    PG_GUARDS,
+    audit_log,
+    ensure_schema,
+    insert_ignore,
+    make_engine,
+    metadata,
+    routes_generation,
+)
 
 log = logging.getLogger(__name__)
 
-GENESIS = "0" * 64
-
-metadata = sa.MetaData()
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("ts", sa.String(40), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(100), nullable=False),
-    sa.Column("subject", sa.String(300), nullable=False),
-    sa.Column("before", sa.Text, nullable=False),
-    sa.Column("after", sa.Text, nullable=False),
-    sa.Column("run_id", sa.String(300), nullable=True),
-    sa.Column("prev_mac", sa.String(64), nullable=False),
-    sa.Column("mac", sa.String(64), nullable=False),
-)
-
-_SQLITE_GUARDS = (
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-)
-_PG_GUARDS = (
-    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
-    "CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
-    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
-    "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
-    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
-    "REVOKE ALL ON audit_log FROM PUBLIC",
-)
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One audit record as stored; ``id`` is its number in the chain (1, 2, 3...)."""
-
-    id: int
-    ts: str
-    actor: str
-    action: str
-    subject: str
-    before: Any
-    after: Any
-    run_id: str | None
-    prev_mac: str
-    mac: str
+__all__ = ["GENESIS", "AuditRecord", "append_audit", "audit_log", "metadata", "read_records", "record_mac", "verify"]
 
 
 @dataclass(frozen=True)
@@ -117,21 +83,15 @@ def _connect_args(url: str) -> dict[str, Any]:
 
 
 def _create_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, connect_args=_connect_args(url))
+    engine = make_engine(url)
     try:
-        if not sa.inspect(engine).has_table("audit_log"):
-            metadata.create_all(engine)
-            if engine.dialect.name == "postgresql":
-                _install_guards(engine)
-        elif "mac" not in {c["name"] for c in sa.inspect(engine).get_columns("audit_log")}:
+        insp = sa.inspect(engine)
+        if insp.has_table("audit_log") and "mac" not in {c["name"] for c in insp.get_columns("audit_log")}:
             raise AuditError(
                 f"audit database {engine.url!r} holds the old unkeyed audit_log: move it away to start a keyed log"
             )
-        if engine.dialect.name == "sqlite":
-            with engine.begin() as conn:
-                for stmt in _SQLITE_GUARDS:
-                    conn.exec_driver_sql(stmt)
-    except SQLAlchemyError as e:
+        ensure_schema(engine)
+    except (SQLAlchemyError, ControlError) as e:
         raise AuditError(f"cannot open audit database {engine.url!r}: {e}") from e
     _engines[url] = engine
     return engine
@@ -139,12 +99,13 @@ def _create_engine(url: str) -> sa.Engine:
 
 def _install_guards(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        for stmt in _PG_GUARDS:
+        for stmt in PG_GUARDS:
             conn.exec_driver_sql(stmt)
 
 
 def setup_postgres(admin_url: str, writer_role: str) -> None:
-    """Create the audit table on PostgreSQL with its guards, and grant ``writer_role`` INSERT+SELECT only.
+    """Create the control-plane tables on PostgreSQL with the audit guards; ``writer_role`` may only
+    INSERT+SELECT the audit log (and SELECT/INSERT/UPDATE the desired routes).
 
     Run it as the table's owner (not as the writer): the writer can then neither update, delete nor
     truncate records, nor drop the triggers; the owner is stopped by the triggers.
@@ -161,27 +122,14 @@ def setup_postgres(admin_url: str, writer_role: str) -> None:
         metadata.create_all(engine)
         _install_guards(engine)
         with engine.begin() as conn:
+            conn.execute(insert_ignore(routes_generation, "postgresql", id=1, generation=0))
             conn.exec_driver_sql(f'GRANT SELECT, INSERT ON audit_log TO "{writer_role}"')
+            # the desired routes live in the same database: their rows change, the audit log never does
+            conn.exec_driver_sql(f'GRANT SELECT, INSERT, UPDATE ON desired_routes, routes_generation TO "{writer_role}"')
     except SQLAlchemyError as e:
         raise AuditError(f"cannot set up the audit log on {engine.url!r}: {e}") from e
     finally:
         engine.dispose()
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def record_mac(key: bytes, seq: int, prev_mac: str, fields: tuple[str, str, str, str, str, str, str | None]) -> str:
-    """Return the HMAC that binds record ``seq`` to its content and its predecessor.
-
-    Args:
-        key: the audit key.
-        seq: the record's number.
-        prev_mac: the previous record's MAC (``GENESIS`` for record 1).
-        fields: ts, actor, action, subject, before, after (as stored, JSON text) and run_id.
-    """
-    return anchor.mac(key, _canonical([seq, prev_mac, *fields]))
 
 
 def append_audit(
@@ -215,31 +163,10 @@ def append_audit(
     url = _url(url)
     engine = get_engine(url)
     key = anchor.load_key(create=True)
-    before_s, after_s = _canonical(before), _canonical(after)
     for _ in range(retries):
-        ts = datetime.now(UTC).isoformat()
-        fields = (ts, actor, action, subject, before_s, after_s, run_id)
         try:
             with engine.begin() as conn:
-                last = conn.execute(
-                    sa.select(audit_log.c.seq, audit_log.c.mac).order_by(audit_log.c.seq.desc()).limit(1)
-                ).first()
-                seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-                m = record_mac(key, seq, prev, fields)
-                conn.execute(
-                    audit_log.insert().values(
-                        seq=seq,
-                        ts=ts,
-                        actor=actor,
-                        action=action,
-                        subject=subject,
-                        before=before_s,
-                        after=after_s,
-                        run_id=run_id,
-                        prev_mac=prev,
-                        mac=m,
-                    )
-                )
+                rec = append_in(conn, key, actor, action, subject, before, after, run_id)
         except SAIntegrityError:
             continue  # a concurrent writer took this number: retry on the new head
         except OperationalError as e:
@@ -249,9 +176,9 @@ def append_audit(
             continue
         except SQLAlchemyError as e:
             raise AuditError(f"cannot append to audit log: {e}") from e
-        anchor.advance_head(key, url, anchor.Head(seq, m))
-        log.info("audit #%d %s %s by %s", seq, action, subject, actor)
-        return AuditRecord(seq, ts, actor, action, subject, before, after, run_id, prev, m)
+        anchor.advance_head(key, url, anchor.Head(rec.id, rec.mac))
+        log.info("audit #%d %s %s by %s", rec.id, action, subject, actor)
+        return rec
     raise AuditError(f"cannot append to audit log: head kept moving after {retries} attempts")
 
 

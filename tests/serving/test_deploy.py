@@ -107,11 +107,12 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck():
     text = (REPO / "serving_images" / "router" / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in text
     assert "USER 10001" in text and "HEALTHCHECK" in text and "/v2/health/live" in text
-    # the router imports the shared contracts and nothing else of the repository
+    # the router imports the shared contracts and control packages and nothing else of the repository
     copies = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
     assert copies == [
         "serving_images/router/requirements.txt",
         "modelgate_contracts/",
+        "modelgate_control/",
         "serving_images/router/router/",
     ]
     assert Path(REPO / "serving_images" / "router" / "requirements.txt").read_text().count("airflow") == 0
