@@ -14,7 +14,8 @@ import orjson
 from router import __version__
 from router.admin import AdminApi
 from router.auth import KeyRing
-from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds, oip_response
+from router.binary import HEADER, decode_binary, oip_answer
+from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds
 from router.dataplane import DataPlane
 from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
 from router.grpc_service import EXTENSIONS, GrpcServer, start_grpc
@@ -30,6 +31,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = b"application/json"
+_OCTET = b"application/octet-stream"
 _TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -123,7 +125,10 @@ class RouterApp:
 
     def _finish(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]], path: str) -> None:
         """Add the headers every response carries and count the response."""
-        ctype = _TEXT if status == 200 and path == "/metrics" else _JSON
+        if status == 200 and path == "/metrics":
+            ctype = _TEXT
+        else:
+            ctype = _OCTET if headers and headers[-1][0] == HEADER else _JSON
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", b"%d" % len(body)))
         if self.plane.close_connections:
@@ -258,7 +263,8 @@ class RouterApp:
         plane = self.plane
         if not plane.ready:
             raise NotReady("router is not ready")
-        req = decode_json(body)
+        header_length = None if mlflow else h.get(HEADER)
+        req = decode_json(body) if header_length is None else decode_binary(body, header_length)
         pin_raw = h.get(b"x-variant")
         pin = None
         if pin_raw is not None:
@@ -286,9 +292,12 @@ class RouterApp:
         )
         if mlflow:
             out = mlflow_response(v.model, outputs, records)
-        else:
-            out = oip_response(name, v.version, request_id, v.model, outputs)
-        return 200, out, [v.headers[0], v.headers[1], (b"x-request-id", rid_header)]
+            return 200, out, [v.headers[0], v.headers[1], (b"x-request-id", rid_header)]
+        out, json_length = oip_answer(req, name, v.version, request_id, v.model, outputs)
+        headers = [v.headers[0], v.headers[1], (b"x-request-id", rid_header)]
+        if json_length is not None:  # binary outputs: ``_finish`` gives it the octet-stream type
+            headers.append((HEADER, b"%d" % json_length))
+        return 200, out, headers
 
     def _get(self, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         plane = self.plane
