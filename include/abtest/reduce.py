@@ -9,7 +9,9 @@ day of first exposure. What comes back is a few rows per variant and day, whatev
 
 Units are excluded when any of their events lacks consent, when they were seen in more than one
 variant, or when their variant is not one of the experiment's; for ``unit: unit_id`` events without
-a unit id are dropped. The counts of everything excluded are reported.
+a unit id are dropped. Requests without consent reach the files without a unit id (the router drops
+it, ``docs/privacy.md``): they are counted as ``events_without_consent``, apart from consenting events
+that lack a unit id. The counts of everything excluded are reported.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class WindowSums:
         terms: ``m<i>_<field>`` → sums of metric ``i``'s per-unit terms, same shape; the fields
             are those of the metric's statistics class (``n`` is :attr:`units`).
         counts: ``events`` (non-shadow events of the model in the window),
-            ``events_without_unit``, ``units_seen``, ``units_in_several_variants``,
+            ``events_without_unit``, ``events_without_consent``, ``units_seen``, ``units_in_several_variants``,
             ``units_without_consent``, ``units_unknown_variant``, ``units``, ``outcome_rows``,
             and ``units_without_covariate`` with CUPED.
         window: ``[start, end)`` of the events, ISO strings.
@@ -159,7 +161,8 @@ def _sums(
     counts = {
         "events": sum(req.values()),
         "events_without_unit": req["no_unit"],
-        "units_seen": sum(v for k, v in by_class.items() if k != "no_unit"),
+        "events_without_consent": req["anonymous"],
+        "units_seen": sum(v for k, v in by_class.items() if k not in ("no_unit", "anonymous")),
         "units_in_several_variants": by_class["several"],
         "units_without_consent": by_class["no_consent"],
         "units_unknown_variant": by_class["unknown"],

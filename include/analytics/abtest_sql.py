@@ -3,9 +3,11 @@
 The statement reads the views ``events`` (and ``outcomes``, ``covariates`` when the experiment has
 them) and returns one row per ``(class, vcode, day)``:
 
-- ``class``: ``ok`` (an analysed unit), ``no_unit`` (events without a unit id), ``several`` (a unit
-  seen in more than one variant), ``no_consent`` (a unit with an event without consent) or
-  ``unknown`` (a variant the experiment does not name), decided in that order;
+- ``class``: ``ok`` (an analysed unit), ``anonymous`` (events without consent and without a unit id:
+  the router records no unit id for a request without consent, ``docs/privacy.md``; one row holds them
+  all), ``no_unit`` (consenting events without a unit id), ``several`` (a unit seen in more than one
+  variant), ``no_consent`` (a unit with an event without consent) or ``unknown`` (a variant the
+  experiment does not name), decided in that order;
 - ``vcode``: the variant's index in the experiment (its ``len(variants)`` when unknown);
 - ``day``: the day of the unit's first exposure since the experiment's start, clipped to
   ``[0, days - 1]``;
@@ -31,7 +33,7 @@ from include.analytics.engine import DAY_US, literal, micros
 if TYPE_CHECKING:
     from include.abtest.experiment import Experiment, Metric
 
-CLASSES = ("ok", "no_unit", "several", "no_consent", "unknown")
+CLASSES = ("ok", "anonymous", "no_unit", "several", "no_consent", "unknown")
 """The unit classes of the result rows."""
 
 _D0 = "CAST(0 AS DOUBLE)"
@@ -161,9 +163,12 @@ def reduction_sql(exp: Experiment, end: datetime, inputs: Inputs) -> str:
         ctes.append(f"ro AS (SELECT request_id, {o_sums} FROM outcomes{o_where} GROUP BY request_id)")
         unit_aggs += [f"SUM(COALESCE(ro.o_{c}, {_D0})) AS o_{c}" for c in out_cols]
         join = " LEFT JOIN ro ON ev.rid = ro.request_id"
-    ctes.append(f"u AS (SELECT {', '.join(unit_aggs)} FROM ev{join} GROUP BY ev.unit)")
+    # events without a unit id fall into two groups: with consent (no_unit) and without (anonymous)
+    group = "ev.unit, CASE WHEN ev.unit IS NULL THEN consent_i ELSE 1 END"
+    ctes.append(f"u AS (SELECT {', '.join(unit_aggs)} FROM ev{join} GROUP BY {group})")
     per_unit = [
-        "CASE WHEN u.unit IS NULL THEN 'no_unit' WHEN vmin <> vmax THEN 'several' "
+        "CASE WHEN u.unit IS NULL AND consent_all = 0 THEN 'anonymous' WHEN u.unit IS NULL THEN 'no_unit' "
+        "WHEN vmin <> vmax THEN 'several' "
         f"WHEN consent_all = 0 THEN 'no_consent' WHEN vmin >= {nv} THEN 'unknown' ELSE 'ok' END AS class",
         "vmin AS vcode",
         f"LEAST(GREATEST(CAST(FLOOR((first_us - {start_us}) / {DAY_US}.0) AS BIGINT), 0), "

@@ -1,6 +1,7 @@
 """The canary judge's window as SQL: the primary events of one model in ``[start, end)``.
 
-Only the columns the judge reads come back (``variant``, ``model_version``, ``status``,
+Only the columns the judge reads come back (``variant``, ``model_version``, ``consent`` (the judge
+leaves out requests without consent and reports how many, ``docs/privacy.md``), ``status``,
 ``latency_ms``, ``score``, and ``inputs``: the router's sampled input row, null on most records), filtered by date partition, time, model and ``shadow`` in the engine,
 in time order. The judge's rank test (Mann-Whitney U) and quantiles need the samples themselves, so
 the window is filtered and projected here, not summed.
@@ -12,7 +13,7 @@ from datetime import datetime
 
 from include.analytics.engine import literal, micros
 
-COLUMNS = ("variant", "model_version", "status", "latency_ms", "score", "inputs")
+COLUMNS = ("variant", "model_version", "consent", "status", "latency_ms", "score", "inputs")
 """The columns of the window."""
 
 

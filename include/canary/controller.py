@@ -275,13 +275,15 @@ def judge_stage(
     start, end = datetime.fromisoformat(routed["window_start"]), datetime.fromisoformat(routed["window_end"])
     table = ev.load_window(root, model, start, end)
     canary = ev.samples(table, CANARY, version)
+    base_table = table
     baseline = ev.samples(table, CHAMPION, champion)
     base_window = [start.isoformat(), end.isoformat()]
     need = min(m.min_samples for m in policy.judge.metrics)
     if baseline["error_rate"].size < need:
         since = datetime.fromisoformat(tags[TAG_STARTED])
         if since < start:
-            baseline = ev.samples(ev.load_window(root, model, since, end), CHAMPION, champion)
+            base_table = ev.load_window(root, model, since, end)
+            baseline = ev.samples(base_table, CHAMPION, champion)
             base_window = [since.isoformat(), end.isoformat()]
     trips = guard_trips(model, version, datetime.fromisoformat(tags[TAG_STARTED]).timestamp(), ctx)
     weight = canary_weight(ctx.router.get_routes(model), version)
@@ -300,6 +302,11 @@ def judge_stage(
         weight_bp=routed["weight_bp"],
         window=[start.isoformat(), end.isoformat()],
         baseline_window=base_window,
+        # requests without consent are not judged (docs/privacy.md); the evidence says how many
+        excluded_without_consent={
+            "canary": ev.excluded_without_consent(table, CANARY, version),
+            "baseline": ev.excluded_without_consent(base_table, CHAMPION, champion),
+        },
     )
     summary = {
         "stage": i,
@@ -309,6 +316,7 @@ def judge_stage(
         "metrics": {m["name"]: m["classification"] for m in result["metrics"]},
         "n": {"canary": int(canary["error_rate"].size), "baseline": int(baseline["error_rate"].size)},
         "window": result["window"],
+        "excluded_without_consent": result["excluded_without_consent"],
         "reasons": [r[:300] for r in result["reasons"][:4]],
     }
     set_tags(model, version, {f"{P}stage_{i}": fit_summary(summary)}, ctx)

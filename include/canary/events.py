@@ -79,8 +79,39 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
         raise CanaryError(f"cannot read router events under {root}: {e}") from e
 
 
+def _side(table: Any, variant: str, version: str | None) -> Any:
+    import pyarrow.compute as pc
+
+    mask = pc.equal(table.column("variant"), variant)
+    if version is not None:
+        mask = pc.and_(mask, pc.equal(table.column("model_version"), str(version)))
+    return table.filter(mask)
+
+
+def excluded_without_consent(table: Any, variant: str, version: str | None = None) -> int:
+    """Count one variant's events in the window that :func:`samples` leaves out for lack of consent.
+
+    Args:
+        table: events from :func:`load_window`.
+        variant: the variant name.
+        version: when given, only events served by this model version.
+
+    Returns:
+        Events with ``consent`` false (0 for an empty window).
+    """
+    if table.num_rows == 0 or "consent" not in table.column_names:
+        return 0
+    import pyarrow.compute as pc
+
+    side = _side(table, variant, version)
+    return int(side.num_rows - (pc.sum(pc.cast(side.column("consent"), "int64")).as_py() or 0))
+
+
 def samples(table: Any, variant: str, version: str | None = None) -> dict[str, np.ndarray]:
-    """Turn one variant's events into judge samples.
+    """Turn one variant's events of consenting requests into judge samples.
+
+    Requests without consent are left out (``docs/privacy.md``); :func:`excluded_without_consent`
+    counts them for the evidence.
 
     Args:
         table: events from :func:`load_window`.
@@ -101,10 +132,9 @@ def samples(table: Any, variant: str, version: str | None = None) -> dict[str, n
         }
     import pyarrow.compute as pc
 
-    mask = pc.equal(table.column("variant"), variant)
-    if version is not None:
-        mask = pc.and_(mask, pc.equal(table.column("model_version"), str(version)))
-    side = table.filter(mask)
+    side = _side(table, variant, version)
+    if "consent" in side.column_names:
+        side = side.filter(pc.equal(side.column("consent"), True))
     status = side.column("status").to_numpy(zero_copy_only=False)
     ok = pc.equal(side.column("status"), 200)
     score = side.filter(ok).column("score").cast("float64").fill_null(np.nan).to_numpy(zero_copy_only=False)

@@ -50,6 +50,10 @@ def evidence_markdown(plan: dict[str, Any], result: dict[str, Any]) -> str:
             f"| {m['name']} | {m['classification']}{' (failed)' if m['failed'] else ''} | {_num(c)} | {_num(b)} "
             f"| {_num(m['effect'])} {_interval(m.get('interval'))} | {_num(m['tolerance'])} | {_num(m['p_value'])} | {m['n_canary']} / {m['n_baseline']} |"
         )
+    excluded = result.get("excluded_without_consent")
+    if excluded:
+        lines += ["", f"Requests without consent, not judged: canary {excluded['canary']}, "
+                  f"baseline {excluded['baseline']} (docs/privacy.md)."]  # fmt: skip
     lines += ["", *[f"- {r}" for r in result["reasons"]]]
     return "\n".join(lines)
 

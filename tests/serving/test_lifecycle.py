@@ -210,7 +210,9 @@ def test_event_records_carry_the_documented_fields(router_factory, models):
     assert {x["variant"] for x in shadow} == {"shadow"}
     for x in primary:
         i = int(x["request_id"].split("-")[1])
-        assert x["unit_id"] == f"u{i}" and x["consent"] is (i % 2 == 1)
+        consent = i % 2 == 1
+        assert x["consent"] is consent
+        assert x["unit_id"] == (f"u{i}" if consent else None), "no unit id without consent (docs/privacy.md)"
         assert x["model"] == "churn" and x["status"] == 200 and x["rows"] == 1 and 0 < x["score"] < 1
         assert x["latency_ms"] > 0 and x["model_version"]
 

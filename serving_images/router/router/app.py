@@ -16,6 +16,7 @@ from router.admin import AdminApi
 from router.auth import KeyRing
 from router.binary import HEADER, decode_binary, oip_answer
 from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds
+from router.consent import resolve_consent
 from router.dataplane import DataPlane
 from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
 from router.grpc_service import EXTENSIONS, GrpcServer, start_grpc
@@ -278,8 +279,7 @@ class RouterApp:
         else:
             request_id = plane.next_request_id()
             rid_header = request_id.encode()
-        consent_raw = h.get(b"x-consent")
-        consent = consent_raw is not None and consent_raw.lower() in _TRUE
+        consent = resolve_consent(h.get(b"x-consent"), None if mlflow else req, self.settings.consent_default)
         v, outputs, records = plane.score(
             name,
             mlflow_feeds if mlflow else _oip_feeds,
@@ -332,9 +332,6 @@ class RouterApp:
                 if len(parts) == 4 and parts[3] == "ready":
                     return 200, orjson.dumps({"name": mt.name, "ready": plane.ready}), []
         raise NotFound(f"no such path {path}")
-
-
-_TRUE = (b"1", b"true", b"yes")
 
 
 def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, Any], bool]:

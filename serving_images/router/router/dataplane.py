@@ -307,7 +307,8 @@ class DataPlane:
                 mt.name,
                 v.name,
                 v.version,
-                unit_id.decode("utf-8", "replace") if unit_id else None,
+                # without consent the event keeps no unit id (docs/privacy.md); inputs are never sampled
+                unit_id.decode("utf-8", "replace") if unit_id and consent else None,
                 consent,
                 latency * 1000.0,
                 200 if ok else 500,
@@ -315,7 +316,7 @@ class DataPlane:
                 score,
                 shadow,
                 error,
-                inputs,
+                inputs if consent else None,
             )
             self.sink.append(rec)
         if v.guarded and not shadow:

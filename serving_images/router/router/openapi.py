@@ -34,8 +34,10 @@ _ROUTING_HEADERS = [
         "name": "X-Consent",
         "in": "header",
         "required": False,
-        "schema": {"type": "string", "enum": ["true", "false"]},
-        "description": "Consent flag recorded in the prediction event.",
+        "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+        "description": "Consent of the unit (also OIP v2 parameters.consent; without either the deployment's "
+        "ROUTER_CONSENT_DEFAULT, deny unless configured). Without consent the prediction event holds no "
+        "unit id and no sampled inputs (docs/privacy.md). Another value is answered with 400.",
     },
     {
         "name": "X-Request-Id",

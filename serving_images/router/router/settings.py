@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.events import WRITER_NICE
@@ -82,6 +82,15 @@ class RouterSettings(BaseSettings):
     """Share of scored requests of consenting units (``X-Consent: true``) whose first input row is
     recorded in the event's ``inputs`` column (JSON ``{input name: flat list}``) for drift monitoring;
     0 turns it off. Units without consent are never sampled."""
+
+    consent_default: bool = False
+    """Consent of a request that sends neither ``X-Consent`` nor OIP v2 ``parameters.consent``. False
+    (deny) unless the deployment documents a legal basis for another default (``docs/privacy.md``).
+    Events of requests without consent hold no unit id and no sampled inputs."""
+
+    region: str | None = Field(default=None, validation_alias=AliasChoices("ROUTER_REGION", "MODELGATE_REGION"))
+    """Region this replica runs in (``ROUTER_REGION``, else ``MODELGATE_REGION``). A model version whose
+    ``modelgate.residency`` tag does not allow it is refused at load. None: residency is not enforced."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""

@@ -68,7 +68,7 @@ class UnitReduction:
         table: one row per included unit: ``unit``, ``variant``, ``first_ts``,
             ``requests``, ``e_<col>`` event sums, ``o_<col>`` outcome sums, ``covariate``.
         counts: ``events`` (non-shadow events of the model in the window),
-            ``events_without_unit``, ``units_seen``, ``units_without_consent``,
+            ``events_without_unit`` (consenting), ``events_without_consent``, ``units_seen``, ``units_without_consent``,
             ``units_in_several_variants``, ``units_unknown_variant``, ``units``,
             ``outcome_rows``, ``units_without_covariate``.
         window: ``[start, end)`` of the events, ISO strings.
@@ -271,15 +271,17 @@ def reduce_units(
     names = pa.array([v.name for v in exp.variants], pa.string())
     events = 0
     without_unit = 0
+    without_consent = 0  # events without a unit id and without consent (the router's anonymous records)
     pending: list[Any] = []
     pending_rows = 0
 
     def flush() -> None:
-        nonlocal without_unit, pending_rows
-        rows, nulls = _event_rows(
+        nonlocal without_unit, without_consent, pending_rows
+        rows, (nulls, anonymous) = _event_rows(
             pa.Table.from_batches(pending), unit_col, names, ev_cols, req_outcomes, out_cols
         )
         without_unit += nulls
+        without_consent += anonymous
         acc.add(rows)
         pending.clear()
         pending_rows = 0
@@ -299,7 +301,8 @@ def reduce_units(
     table = acc.result()
     if table is None:
         table = _empty_units(ev_sum_cols + out_cols)
-    counts = {"events": events, "events_without_unit": without_unit, "aggregations": acc.compactions + 1}
+    counts = {"events": events, "events_without_unit": without_unit, "events_without_consent": without_consent,
+              "aggregations": acc.compactions + 1}  # fmt: skip
     table, counts = _exclude(table, names, counts)
     if exp.outcomes is not None and not by_request and _outcome_columns(exp):
         table, outcome_rows = _join_unit_outcomes(exp, table, data_root, end, batch_rows, compact_rows)
@@ -318,8 +321,9 @@ def _event_rows(
     ev_cols: list[str],
     req_outcomes: pa.Table | None,
     out_cols: list[str],
-) -> tuple[pa.Table, int]:
-    """One row per event in the aggregation's columns; returns them and the events without unit.
+) -> tuple[pa.Table, tuple[int, int]]:
+    """One row per event in the aggregation's columns; returns them and the events without unit
+    (consenting ones, and those without consent).
 
     The variant becomes its index in the experiment's variants (``len(variants)`` when
     unknown): its min and max per unit are cheap integer aggregations, and they differ for a
@@ -330,7 +334,9 @@ def _event_rows(
 
     unit = t.column(unit_col)
     nulls = int(unit.null_count)
+    anonymous = 0
     if nulls:
+        anonymous = int(pc.sum(pc.and_(pc.is_null(unit), pc.invert(t.column("consent")))).as_py() or 0)
         t = t.filter(pc.is_valid(unit))
     code = pc.fill_null(pc.index_in(t.column("variant"), value_set=names), len(names))
     cols: dict[str, Any] = {
@@ -354,7 +360,7 @@ def _event_rows(
         rows = rows.drop_columns(["request_id"])
         for c in out_cols:
             rows = rows.set_column(rows.schema.get_field_index(c), c, pc.fill_null(rows.column(c), 0.0))
-    return rows, nulls
+    return rows, (nulls - anonymous, anonymous)
 
 
 def _empty_units(sum_cols: list[str]) -> pa.Table:

@@ -92,7 +92,7 @@ def test_a_canary_window_on_duckdb_has_the_judges_columns(tmp_path: Path) -> Non
     ]  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows, schema=event_schema()), d / "part-0.parquet")
     table = load_window(str(tmp_path), "churn", t0, t0 + timedelta(seconds=5))
-    assert table.column_names == ["variant", "model_version", "status", "latency_ms", "score", "inputs"]
+    assert table.column_names == ["variant", "model_version", "consent", "status", "latency_ms", "score", "inputs"]
     can = samples(table, "canary", "2")
     assert can["error_rate"].tolist() == [0.0, 1.0] and can["latency_ms"].tolist() == [0.0, 1.0]
     assert can["score"].tolist() == [0.5], "scores of successful requests only"

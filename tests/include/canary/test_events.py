@@ -34,7 +34,7 @@ def test_window_keeps_only_primary_events_of_the_model_in_time_and_splits_by_var
                 variant,
                 "2" if variant == "canary" else "1",
                 f"u{i}",
-                False,
+                True,
                 float(i),
                 status,
                 1,
@@ -77,6 +77,9 @@ def test_window_keeps_only_primary_events_of_the_model_in_time_and_splits_by_var
             None,
         )
     )
+    for k in range(3):  # requests without consent (the router recorded them without a unit id)
+        ts = _us(t0 + timedelta(seconds=10 + k, milliseconds=500))
+        recs.append((ts, f"n{k}", "churn", "canary", "2", None, False, 999.0, 500, 1, None, False, "x"))
     for r in recs:
         sink.append(r)
     sink.close()
@@ -84,7 +87,9 @@ def test_window_keeps_only_primary_events_of_the_model_in_time_and_splits_by_var
 
     start, end = t0 + timedelta(seconds=2), t0 + timedelta(seconds=34)
     table = events.load_window(str(tmp_path), "churn", start, end)
-    assert table.num_rows == 32, "seconds 2..33 of model churn, no shadow, no other model"
+    assert table.num_rows == 35, "seconds 2..33 of model churn, no shadow, no other model"
+    assert events.excluded_without_consent(table, "canary", "2") == 3
+    assert events.excluded_without_consent(table, "champion") == 0
     can = events.samples(table, "canary", "2")
     champ = events.samples(table, "champion")
     idx = [i for i in range(2, 34) if i % 4 == 0]
