@@ -162,3 +162,35 @@ def test_traffic_of_1000_units_leaves_no_trace_of_those_without_consent(router_f
     assert results["counts"]["events_without_consent"] == 200
     html = render_html(results)
     assert "<tr><td>events_without_consent</td><td>200</td></tr>" in html, "the report shows the exclusion"
+
+
+def test_grpc_consent_from_metadata_or_parameters_and_the_same_event_rules(router_factory, models):
+    import grpc
+    import numpy as np
+    from oip_support import OipGrpc
+    from support import free_port
+
+    port = free_port()
+    r = router_factory(two_variants(models["a"], models["b"]), args=["--grpc-port", str(port)])
+    g = OipGrpc(f"127.0.0.1:{port}")
+    x = {"input": np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32)}
+    try:
+        g.call("ModelInfer", g.infer("churn", x, id="g-md"), [("x-unit-id", "g1"), ("x-consent", "true")])
+        req = g.infer("churn", x, id="g-param")
+        req.parameters["consent"].bool_param = True
+        g.call("ModelInfer", req, [("x-unit-id", "g2")])
+        g.call("ModelInfer", g.infer("churn", x, id="g-none"), [("x-unit-id", "g3")])
+        bad = g.infer("churn", x, id="g-bad")
+        bad.parameters["consent"].bool_param = False
+        with pytest.raises(grpc.RpcError) as err:
+            g.call("ModelInfer", bad, [("x-unit-id", "g4"), ("x-consent", "yes")])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "disagree" in err.value.details()
+    finally:
+        g.close()
+    assert r.stop() == 0
+    events = {e["request_id"]: e for e in read_events(r.events_root) if not e["shadow"]}
+    assert {k: (e["unit_id"], e["consent"]) for k, e in events.items()} == {
+        "g-md": ("g1", True),
+        "g-param": ("g2", True),
+        "g-none": (None, False),
+    }

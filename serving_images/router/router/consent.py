@@ -94,3 +94,29 @@ def resolve_consent(header: bytes | None, req: Any, default: bool) -> bool:
     if p is not None:
         return p
     return default
+
+
+def grpc_consent(header: str | bytes | None, params: Any, default: bool) -> bool:
+    """Decide whether a gRPC ``ModelInfer`` request consents (metadata ``x-consent``, ``parameters``).
+
+    Args:
+        header: the ``x-consent`` metadata value, or None.
+        params: the request's ``parameters`` map (``InferParameter`` values); ``consent`` must hold
+            ``bool_param``.
+        default: the deployment's default when the request says nothing.
+
+    Returns:
+        The consent flag.
+
+    Raises:
+        BadRequest: a value is malformed, or metadata and parameter disagree.
+    """
+    raw = header.encode("latin-1") if isinstance(header, str) else header
+    req: dict[str, Any] = {}
+    if params is not None and "consent" in params:
+        p = params["consent"]
+        kind = p.WhichOneof("parameter_choice")
+        req = {
+            "parameters": {"consent": p.bool_param if kind == "bool_param" else getattr(p, kind or "", None)}
+        }
+    return resolve_consent(raw, req, default)

@@ -19,6 +19,7 @@ from grpc import aio
 
 from router import __version__
 from router._proto import grpc_predict_v2_pb2 as pb
+from router.consent import grpc_consent
 from router.errors import NotFound, NotReady, RouterError
 from router.grpc_codec import grpc_feeds, infer_response, model_metadata
 
@@ -39,7 +40,6 @@ _CODES = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
-_TRUE = ("1", "true", "yes")
 
 
 class InferenceService:
@@ -136,7 +136,7 @@ class InferenceService:
         request_id = request.id or md.get("x-request-id") or plane.next_request_id()
         request_id = str(request_id)[:128]
         unit = md.get("x-unit-id")
-        consent = str(md.get("x-consent", "")).lower() in _TRUE
+        consent = grpc_consent(md.get("x-consent"), request.parameters, plane.settings.consent_default)
         name = request.model_name
         if not name:
             raise NotFound("ModelInferRequest names no model (model_name is empty)")
