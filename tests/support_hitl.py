@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import free_port, stop, wait_http
+from support import REPO, free_port, stop, wait_http
 from support_airflow import ensure_airflow_db
 
 from modelgate_dev.cli import answerable
@@ -43,11 +43,15 @@ class ApiServer:
 
 
 @contextmanager
-def api_server_process(folder: Path) -> Iterator[ApiServer]:
+def api_server_process(folder: Path, env: dict[str, str] | None = None) -> Iterator[ApiServer]:
     """Start ``airflow api-server`` on loopback (users :data:`APPROVERS`, all admin), stop it on exit.
+
+    The repository root is on its ``PYTHONPATH`` (as in the local stack), so the plugins folder's
+    modules import ``plugins.*`` and ``include.*``.
 
     Args:
         folder: where its password file and log go.
+        env: more environment variables for the server (e.g. the MLflow server it reads).
 
     Yields:
         The server, not yet necessarily ready (see :meth:`ApiServer.wait_ready`).
@@ -58,6 +62,8 @@ def api_server_process(folder: Path) -> Iterator[ApiServer]:
     passwords.write_text(json.dumps(APPROVERS))
     env = dict(
         os.environ,
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        **(env or {}),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{u}:admin" for u in APPROVERS),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),

@@ -1,0 +1,1 @@
+"""The modelgate evidence view inside the Airflow UI (FastAPI app mounted on the api-server)."""
