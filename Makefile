@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: proto venv lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
+.PHONY: proto venv clients-venv clients-lock lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,27 @@ $(STAMP):
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.modelgate-*
 	@touch $@
+
+# The OIP v2 client libraries (tritonclient, kserve) in their own venv: their pins conflict with the main
+# lock (tests/serving/clients/requirements.txt says which); tests and benchmarks run them as subprocesses.
+CLIENTS_VENV := .venv-clients
+CLIENTS_REQ := tests/serving/clients/requirements.txt
+CLIENTS_LOCK := tests/serving/clients/constraints.txt
+CLIENTS_STAMP := $(CLIENTS_VENV)/.clients-$(shell cat $(CLIENTS_REQ) $(CLIENTS_LOCK) | sha256sum | cut -c1-16)
+
+clients-venv: $(CLIENTS_STAMP)
+
+$(CLIENTS_STAMP):
+	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(CLIENTS_REQ) -c $(CLIENTS_LOCK)
+	@rm -f $(CLIENTS_VENV)/.clients-*
+	@touch $@
+
+clients-lock:
+	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install -q -r $(CLIENTS_REQ)
+	{ echo '# Full lock of .venv-clients (pip freeze of requirements.txt next to this file); regenerate with `make clients-lock`.'; \
+	  $(CLIENTS_VENV)/bin/python -m pip freeze; } > $(CLIENTS_LOCK)
 
 # Re-resolve the direct pins and write the full lock.
 lock:
@@ -40,7 +61,7 @@ down:
 demo: venv
 	$(PY) -m modelgate_dev.demo.run --scenario $(SCENARIO)
 
-test: venv
+test: venv clients-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
