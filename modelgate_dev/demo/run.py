@@ -485,7 +485,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo failed: {e}", file=sys.stderr)
         return 1
     _print_summary(summary)
+    _screenshots(summary)
     return 0 if summary["ok"] else 1
+
+
+def _screenshots(summary: dict[str, Any]) -> None:
+    """The plugin page and the reports in headless Chromium; screenshots under $MODELGATE_HOME/screenshots."""
+    from modelgate_dev.browser import demo_screenshots
+
+    try:
+        home = Path(summary["airflow_password_file"]).parents[1]
+        for c in demo_screenshots(summary, home, Path(summary["airflow_password_file"]).read_text().strip()):
+            print(f"screenshot : {c.screenshot} {'OK' if c.ok else f'PROBLEMS {c.errors} missing {c.missing}'}")
+    except Exception as e:  # the screenshots are evidence, not a gate: say why they are missing
+        print(f"screenshots: not taken ({type(e).__name__}: {e})")
 
 
 if __name__ == "__main__":

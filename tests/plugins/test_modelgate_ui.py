@@ -153,3 +153,24 @@ def test_an_approval_answered_through_the_plugin_reaches_the_waiting_task_and_on
     with create_session() as s:
         x = s.query(XComModel).filter_by(run_id=dr.run_id, task_id="record", key="return_value").one()
     assert "Approve by ana" in str(x.value)
+
+
+def test_plugin_page_renders_in_chromium_signed_in_by_the_airflow_cookie(
+    ui_server: ApiServer, tracking_uri: str, logreg_onnx: Path, tmp_path: Path
+) -> None:
+    from include.registry.registry import register_model
+    from modelgate_dev.browser import AIRFLOW_COOKIE, check_pages, ensure_chromium
+
+    try:
+        ensure_chromium()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    v = register_model("ui-page", logreg_onnx, actor="ci", tracking_uri=tracking_uri)
+    cookie = [{"name": AIRFLOW_COOKIE, "value": token(ui_server, "bo"), "url": ui_server.url}]
+    url = f"{ui_server.url}/modelgate/models/ui-page"
+    shot = tmp_path / "plugin.png"
+    page, anon = check_pages([(url, ["ui-page", f"Version {v.version}", ">registered<", "Signed in as bo", "<svg"], shot)], cookie) + \
+        check_pages([(url, [], None)])  # fmt: skip
+    assert page.ok, (page.errors, page.missing)
+    assert shot.stat().st_size > 5_000
+    assert any("401" in e for e in anon.errors), anon.errors  # no cookie: refused
