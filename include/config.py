@@ -87,6 +87,23 @@ class Settings(BaseSettings):
     drift_alert: str | None = None
     """``package.module:function`` called with each drift alert; default ``include.canary.notify:log_event``."""
 
+    region: str | None = None
+    """Region this worker (Airflow worker pool, batch job) runs in (``MODELGATE_REGION``). Model versions
+    whose ``modelgate.residency`` does not allow it are refused, and events of another region are not
+    read (``docs/privacy.md``). None: residency is not enforced."""
+
+    erasure_roots: str = ""
+    """Derived data an erasure also cleans, comma-separated ``folder`` or ``folder#column`` (default
+    column ``unit_id``): folders of Parquet files keyed by unit (batch outputs, outcome tables). The
+    events root is always cleaned."""
+
+    retention_days: dict[str, int] = Field(default_factory=dict)
+    """Days event partitions are kept, per region, as JSON (``{"me-central-1": 30, "eu-west-1": 90}``);
+    a region not listed keeps ``retention_default_days``."""
+
+    retention_default_days: int = Field(default=90, ge=1)
+    """Days event partitions are kept in a region that ``retention_days`` does not list."""
+
     def resolved_events_root(self) -> str:
         """Return the events root: ``events_root`` or ``<home>/events``."""
         return self.events_root or str(self.home / "events")
