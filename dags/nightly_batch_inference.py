@@ -88,7 +88,8 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
     max_active_runs=2,
     tags=["modelgate", "batch"],
     doc_md=DOC,
-    default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    # queue: the production profile's `gpu` Celery worker runs every task of this DAG (MODELGATE_BATCH_QUEUE)
+    default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=30), "queue": SETTINGS.queue},
     params={
         "model_name": Param(SETTINGS.model, type="string"),
         "model_uri": Param(

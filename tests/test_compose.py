@@ -28,8 +28,15 @@ REQUIRED_SECRETS = {
     "AIRFLOW_ADMIN_PASSWORD": "dummy-admin-password",
     "ROUTER_ADMIN_TOKEN": "dummy-router-token",
 }
-AIRFLOW_IMAGE = "apache/airflow:3.3.2-python3.11"
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+AIRFLOW_IMAGE = "modelgate/airflow:dev"
+AIRFLOW_SERVICES = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-worker-gpu",
+)
 
 SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|fernet|api_?key|private_?key|credential)")
 # A whole-value reference without a default: ${VAR} or ${VAR:?message} / ${VAR?message}.
@@ -87,8 +94,10 @@ def _one_shot(name: str) -> bool:
 def test_docker_compose_config_accepts_the_file_with_secrets_set(resolved: dict[str, Any]) -> None:
     assert {
         "postgres",
+        "redis",
         "mlflow",
         "router",
+        "prometheus",
         "airflow-init",
         *AIRFLOW_SERVICES,
     } <= set(resolved["services"])
@@ -143,23 +152,28 @@ def test_services_that_wait_for_health_wait_on_services_with_healthchecks(resolv
                 assert _one_shot(dependency), f"{name} waits for {dependency} to complete"
 
 
-def test_airflow_services_run_airflow_3_on_postgres_with_local_executor(resolved: dict[str, Any]) -> None:
+def test_airflow_services_run_airflow_3_on_postgres_with_celery_and_redis(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
     for name in (*AIRFLOW_SERVICES, "airflow-init"):
         service = services[name]
         env = service["environment"]
         assert service["image"] == AIRFLOW_IMAGE
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+        assert service["build"]["dockerfile"] == "serving_images/airflow/Dockerfile"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
         assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         targets = {v.split(":")[1] for v in service["volumes"] if isinstance(v, str)}
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= targets
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
     assert [services[n]["command"] for n in AIRFLOW_SERVICES] == [
         "api-server",
         "scheduler",
         "dag-processor",
         "triggerer",
+        ["celery", "worker", "--queues", "default"],
+        ["celery", "worker", "--queues", "gpu"],
     ]
     assert "airflow db migrate" in " ".join(services["airflow-init"]["command"])
     for name in AIRFLOW_SERVICES:
@@ -169,7 +183,7 @@ def test_airflow_services_run_airflow_3_on_postgres_with_local_executor(resolved
 def test_mlflow_uses_postgres_backend_and_serves_artifacts_from_a_volume(resolved: dict[str, Any]) -> None:
     mlflow = resolved["services"]["mlflow"]
     assert "--serve-artifacts" in mlflow["command"]
-    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg://")
     destination = mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in mlflow["volumes"] if isinstance(v, str)}
     assert mounts[destination] in resolved["volumes"]
@@ -184,8 +198,6 @@ def test_router_is_built_from_its_dockerfile_and_reads_token_from_environment(re
         "python",
         "-m",
         "router",
-        "--routes",
-        "/routes/routes.yaml",
         "--host",
         "0.0.0.0",
         "--port",

@@ -29,3 +29,7 @@ class BatchRunSettings(BaseSettings):
 
     output_root: str | None = None
     """Default output root (DAG param); None: ``<home>/batch/scores``."""
+
+    queue: str = "default"
+    """Executor queue of the scoring tasks (``score_local``, ``score_kubernetes``). The production
+    profile sets ``gpu``: a Celery worker listening on that queue runs them (LocalExecutor ignores it)."""
