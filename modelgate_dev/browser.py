@@ -130,6 +130,48 @@ def check_pages(
     return out
 
 
+def answer_in_page(
+    url: str, option: str, cookies: list[dict[str, Any]], expect: list[str], screenshot: Path | None = None
+) -> PageCheck:
+    """Open a plugin page, press the first approval's ``option`` button, and check the page it lands on.
+
+    Args:
+        url: the model's plugin page.
+        option: the button to press (``Approve``, ``Reject``...).
+        cookies: the Airflow session cookie.
+        expect: texts the landing page must contain.
+        screenshot: where to save the landing page.
+
+    Returns:
+        What the browser saw (errors on both pages; texts missing on the landing page).
+    """
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    check = PageCheck(url)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=ensure_chromium(), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context()
+            context.add_cookies(cookies)  # type: ignore[arg-type]
+            page = context.new_page()
+            _listen(page, check)
+            try:
+                page.goto(url, wait_until="load")
+                with page.expect_navigation(wait_until="load"):
+                    page.locator(f"form button[value='{option}']").first.click()
+                dom = page.content()
+                check.missing = [t for t in expect if t not in dom]
+                if screenshot is not None:
+                    page.screenshot(path=str(screenshot), full_page=True)
+                    check.screenshot = screenshot
+            except PlaywrightError as e:
+                check.errors.append(f"browser: {e}")
+        finally:
+            browser.close()
+    return check
+
+
 def demo_pages(summary: dict[str, Any], password: str) -> tuple[list[tuple[str, list[str], str]], list[dict[str, Any]]]:
     """Return the demo's pages to check (url, texts, screenshot name) and the Airflow cookie to sign in with.
 

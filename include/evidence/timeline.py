@@ -119,19 +119,18 @@ def _canary(model: str, v: dict[str, Any], audits: list[dict[str, Any]], links: 
         )
     verdict = tags.get(CANARY + "verdict")
     if verdict:
-        actions = ("canary.rollback", "canary.promote", "canary.reject", "canary.abort")
         subject = f"models:/{model}/{v['version']}"
         seqs = [a["seq"] for a in audits if a["subject"] == subject and a["action"].startswith("canary.")]
-        guard = next(
-            (a["after"].get("guard") for a in audits if a["seq"] in seqs and isinstance(a["after"], dict)), None
-        )
+        record = next((a["after"] for a in audits if a["seq"] in seqs and isinstance(a["after"], dict)), {})
+        guard = record.get("guard_events") or []
+        detail = {"reason": tags.get(CANARY + "reason"), "stage": record.get("stage"), "guard": guard}
         out.append(
             gate(
                 "canary",
                 verdict,
-                detail={"reason": tags.get(CANARY + "reason"), **({"guard": guard} if guard else {})},
+                detail=detail,
                 links={"airflow run": links.dag_run(DAGS["canary"], run)},
-                audit=seqs or _seqs(audits, subject, actions),
+                audit=seqs,
             )
         )
     return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from html import escape
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -130,7 +131,7 @@ def create_app() -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request, who: CallerDep) -> HTMLResponse:
         names = await asyncio.to_thread(_model_names)
-        items = "".join(f'<li><a href="{_prefix(request)}/models/{quote(n)}">{n}</a></li>' for n in names)
+        items = "".join(f'<li><a href="{_prefix(request)}/models/{quote(n)}">{escape(n)}</a></li>' for n in names)
         return HTMLResponse(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>modelgate</title></head>"
                             f"<body><h1>modelgate models</h1><ul>{items}</ul></body></html>")  # fmt: skip
 

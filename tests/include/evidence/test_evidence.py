@@ -65,7 +65,7 @@ def test_timeline_orders_gates_and_links_audit_records() -> None:
     audits = [
         {"seq": 1, "ts": "t1", "actor": "ci", "action": "register", "subject": "models:/m/2", "before": None, "after": {}},
         {"seq": 2, "ts": "t2", "actor": "airflow", "action": "canary.rollback", "subject": "models:/m/2", "before": None,
-         "after": {"guard": [{"reason": "error rate 0.3"}]}},
+         "after": {"event": "rollback", "stage": 1, "guard_events": [{"reason": "error rate 0.3"}]}},
     ]  # fmt: skip
     links = Links("http://mlflow:5000", "", {"abc": "7"})
     (v,) = tl.version_timeline("m", [{"version": "2", "created": None, "tags": tags}], audits, links)
@@ -73,7 +73,7 @@ def test_timeline_orders_gates_and_links_audit_records() -> None:
     assert v["gates"][0]["audit"] == [1] and v["gates"][0]["links"]["airflow run"] == "/dags/model_registration/runs/manual__1"
     assert v["gates"][1]["links"]["mlflow run"] == "http://mlflow:5000/#/experiments/7/runs/abc"
     assert v["gates"][-1]["verdict"] == "rolled_back" and v["gates"][-1]["audit"] == [2]
-    assert v["gates"][-1]["detail"]["guard"] == [{"reason": "error rate 0.3"}]
+    assert v["gates"][-1]["detail"]["guard"] == [{"reason": "error rate 0.3"}] and v["gates"][-1]["detail"]["stage"] == 1
 
 
 def test_svg_plots_are_well_formed_and_mark_each_effect() -> None:
