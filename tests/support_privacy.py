@@ -42,3 +42,50 @@ def rows_of(root: Path) -> list[dict]:
         if not f.name.startswith("."):
             out.extend(pq.read_table(f).to_pylist())
     return out
+
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+RETENTION_HOURS = {  # partition -> records
+    "date=2026-08-23/hour=10": 5,  # 100 days old
+    "date=2026-11-01/hour=10": 7,  # ends 11:00, 30 days and 1 hour before NOW
+    "date=2026-11-01/hour=12": 3,  # ends 13:00: younger than 30 days
+    "date=2026-11-30/hour=09": 4,
+}
+
+
+def write_hours(root: Path) -> None:
+    """Events in the hour partitions of ``RETENTION_HOURS`` (retention tests)."""
+    sink = EventSink(str(root), flush_rows=10**6, flush_seconds=60, max_buffer=10**6)
+    for part, n in RETENTION_HOURS.items():
+        day, hour = part.split("/")
+        t = datetime.fromisoformat(day.removeprefix("date=")).replace(tzinfo=UTC, hour=int(hour[5:]))
+        for i in range(n):
+            ts = int((t + timedelta(minutes=i)).timestamp() * 1_000_000)
+            sink.append(
+                (
+                    ts,
+                    f"{part}-{i}",
+                    "churn",
+                    "champion",
+                    "1",
+                    f"u{i}",
+                    True,
+                    1.0,
+                    200,
+                    1,
+                    0.5,
+                    False,
+                    None,
+                    None,
+                )
+            )
+    sink.close()
+
+
+def partitions(root: Path) -> dict[str, int]:
+    """Records per ``date=/hour=`` partition under ``root``."""
+    out: dict[str, int] = {}
+    for r in rows_of(root):
+        k = f"date={r['ts']:%Y-%m-%d}/hour={r['ts']:%H}"
+        out[k] = out.get(k, 0) + 1
+    return out
