@@ -32,6 +32,13 @@ Hourly analysis of every **active** experiment in `experiments/*.yaml` (format: 
      the winner 100 % of the router's traffic (both audited). Skipped on rejection.
    - **record** : always runs; appends the outcome (approved / rejected / timed out, who, why) to the
      audit log and tags the MLflow run.
+4. **reconcile** : always runs; the `champion` alias of each analysed experiment's model is made to
+   match the routes store (the truth); a disagreement no rule settles fails it with a message.
+
+A ship is a saga (include/abtest/decision.py, docs/canary.md): the experiment is marked concluded
+first (later runs report `concluded`, never SRM; a second ship is refused), then the winner gets
+100 % in the routes store, every router replica serves it, then `previous_champion` and `champion`
+move, then the conclusion is recorded. A replica that does not converge restores the routes.
 
 Conf (all optional): `experiments` (ids), `experiments_dir`, `events_root`, `data_root`, `as_of`.
 """
@@ -160,11 +167,26 @@ def ab_analysis() -> None:
         promoted = promote(candidate)
         approve >> promoted >> record(candidate)
 
+    @task(trigger_rule="all_done")
+    def reconcile(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from include.abtest import pipeline
+        from plugins.mlflow_hook import ModelgateMlflowHook
+        from plugins.router_hook import RouterHook
+        from plugins.task_utils import actor_of, call
+
+        ModelgateMlflowHook().get_conn()
+        ctx = get_current_context()
+        actor = actor_of(ctx)
+        conf = dict(ctx["dag_run"].conf or {})
+        return call(pipeline.reconcile_models, list(summaries or []), conf, actor=actor, run_id=ctx["run_id"],
+                    router=RouterHook(actor=actor))  # fmt: skip
+
     experiments = list_experiments()
     analysed = AnalyseExperimentOperator.partial(task_id="analyse", python_callable=_analyse).expand(
         op_kwargs=experiments
     )
-    ship_gate.expand(candidate=ship_candidates(analysed.output))
+    gate = ship_gate.expand(candidate=ship_candidates(analysed.output))
+    gate >> reconcile(analysed.output)
 
 
 ab_analysis()

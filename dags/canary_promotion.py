@@ -35,9 +35,15 @@ run (`airflow:canary_promotion` for an Asset-triggered run); a conf `actor` is r
    rejects with the evidence. Fail, critical metric or router guard trip: **rollback at once**
    (routes back to the champion, `modelgate.canary.verdict=rolled_back` with the reason, audit record,
    the policy's `on_rollback` callback). Slots beyond the policy's stages skip.
-4. **finish** : after the last stage, alias `champion` moves to the version, the old champion becomes
-   `previous_champion` (`python -m include.canary.rollback --model M` brings it back), routes 100 %.
-5. **finalize** : always runs; a failed task rolls an in-progress canary back; the run fails when the
+   Each stage's routes go to the control-plane store and its bake starts only once every router
+   replica serves that generation (`converge_seconds`); a replica that does not rolls back.
+4. **finish** : after the last stage, the promotion saga: routes 100 % in the store, every replica
+   serving them, then alias `champion` moves to the version and the old champion becomes
+   `previous_champion` (`python -m include.canary.rollback --model M` brings it back), then the
+   verdict and its audit record. A crash between any two steps is completed by a re-run, once.
+5. **reconcile** : the `champion` alias is made to match the routes store (the truth); a disagreement
+   no rule settles fails this task with a message (skipped while the canary is still in progress).
+6. **finalize** : always runs; a failed task rolls an in-progress canary back; the run fails when the
    canary was rolled back.
 
 Every task is idempotent and a re-run resumes from the registry's stage tags (docs/canary.md).
@@ -156,6 +162,24 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         return call(controller.finish, plan, _ctx(plan), last)
 
     @task(trigger_rule="all_done")
+    def reconcile() -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.canary import controller
+        from include.canary.reconcile import reconcile as run
+        from plugins.task_utils import call
+
+        plan = _pull("prepare")
+        if not plan or (not plan["noop"] and controller.version_tags(plan["model"], plan["version"]).get(
+            controller.TAG_VERDICT) == controller.IN_PROGRESS):  # fmt: skip
+            raise AirflowSkipException("the canary did not end: finalize rolls it back, nothing to reconcile")
+        ctx = _ctx(plan)
+        results: list[dict[str, Any]] = call(
+            run, actor=ctx.actor, run_id=ctx.run_id, router=ctx.router, models=[plan["model"]]
+        )
+        return results
+
+    @task(trigger_rule="all_done")
     def finalize() -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -197,7 +221,7 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         previous >> routed >> bake >> judged >> approval
         routed >> [judged, approval]  # a skipped route skips its whole slot in one scheduling pass
         previous = approval
-    previous >> finish() >> finalize()
+    previous >> finish() >> reconcile() >> finalize()
 
 
 def _raise(error: Exception) -> None:

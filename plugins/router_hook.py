@@ -4,6 +4,13 @@ The hook only resolves its connection into an :class:`include.routing.client.Rou
 and delegates to it: one client, one set of errors (by HTTP status code), one audit trail. Route
 changes are appended to the audit log with the DAG run id; the router keeps its own append-only
 change log as well (``GET /admin/changes``).
+
+Replicas: the connection's extra names every router replica the gates wait for
+(:mod:`include.routing.replicas`): ``{"replicas": ["http://...", ...]}`` (the local stack), or
+``{"kubernetes": {"service": "router", "namespace": "modelgate", "port_name": "http",
+"conn_id": "kubernetes_default"}}``: the ready addresses of that headless Service's Endpoints, read
+through the cncf-kubernetes provider's ``KubernetesHook`` each time the gates wait. Without either,
+the connection's own URL is the only replica.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from include.routing.client import RouterClient
-from include.routing.errors import RouterError
+from include.routing.errors import InvalidReplicas, RouterError
+from include.routing.replicas import DEFAULT_CONVERGE_SECONDS, ReplicaState, replicas_from_extra
 
 CONN_ID = "modelgate_router"
 
@@ -47,6 +55,7 @@ class RouterHook(BaseHook):
         self.actor = actor
         self.timeout = timeout
         self._client: RouterClient | None = None
+        self._kubernetes: dict[str, Any] | None = None
 
     def get_conn(self) -> RouterClient:
         """Return the client for the connection, resolved once.
@@ -65,8 +74,44 @@ class RouterHook(BaseHook):
             return self._client
         scheme = conn.schema or "http"
         url = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-        self._client = RouterClient(url, conn.password or "", actor=self.actor, timeout=self.timeout)
+        extra = conn.extra_dejson
+        kube = extra.get("kubernetes")
+        if kube is not None and not (isinstance(kube, dict) and isinstance(kube.get("service"), str)):
+            raise InvalidReplicas(f"connection {self.router_conn_id}: extra 'kubernetes' needs a 'service' name")
+        self._kubernetes = kube
+        replicas = replicas_from_extra(extra, url)
+        self._client = RouterClient(url, conn.password or "", self.actor, self.timeout, replicas)
         return self._client
+
+    def replicas(self) -> list[str]:
+        """Return every router replica's base URL (Endpoints of the headless Service on Kubernetes).
+
+        Returns:
+            The URLs.
+
+        Raises:
+            InvalidReplicas: the extra is malformed or the Service has no ready replica.
+        """
+        client = self.get_conn()
+        if self._kubernetes is None:
+            return client.replicas
+        return endpoint_replicas(self._kubernetes, scheme=client.url.split("://", 1)[0])
+
+    def generation(self) -> int | None:
+        """Return the routes generation the connection's replica serves."""
+        return self.get_conn().generation()
+
+    def wait_converged(
+        self, generation: int | None, timeout: float = DEFAULT_CONVERGE_SECONDS
+    ) -> list[ReplicaState]:
+        """Wait until every replica (:meth:`replicas`, read now) serves ``generation``."""
+        client = self.get_conn()
+        client.replicas = self.replicas()
+        return client.wait_converged(generation, timeout)
+
+    def all_routes(self) -> dict[str, dict[str, Any]]:
+        """Return every model's routes: ``{model: routes}``."""
+        return self.get_conn().all_routes()
 
     def get_routes(self, model: str) -> dict[str, Any] | None:
         """Return one model's routes, or None when the router does not serve it."""
@@ -95,3 +140,29 @@ class RouterHook(BaseHook):
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the router's own change log, oldest first."""
         return self.get_conn().changes(limit)
+
+
+def endpoint_replicas(spec: dict[str, Any], scheme: str = "http") -> list[str]:
+    """Read the router replicas from the Endpoints of a headless Service through ``KubernetesHook``.
+
+    Args:
+        spec: ``service`` (required), ``namespace`` (default: the Kubernetes connection's),
+            ``port_name`` (default: the only port), ``conn_id`` (default ``kubernetes_default``).
+        scheme: URL scheme of the replicas.
+
+    Returns:
+        The ready replicas' base URLs.
+
+    Raises:
+        InvalidReplicas: no namespace, no ready replica, or the port cannot be chosen.
+    """
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    from include.routing.replicas import replicas_from_endpoints
+
+    hook = KubernetesHook(conn_id=spec.get("conn_id", "kubernetes_default"))
+    namespace = spec.get("namespace") or hook.get_namespace()
+    if not namespace:
+        raise InvalidReplicas(f"no namespace for the router Service {spec['service']!r}: set extra kubernetes.namespace")
+    endpoints = hook.core_v1_client.read_namespaced_endpoints(spec["service"], namespace)
+    return replicas_from_endpoints(endpoints, spec.get("port_name"), scheme)

@@ -13,18 +13,28 @@ Rules, in order (``docs/experiments.md``):
 5. ``stop: inconclusive``: the maximum duration has passed without a winner.
 6. ``keep running`` otherwise.
 
-``ship`` is only a proposal: it waits for a human. :func:`promote` moves the registry alias
-and the router's routes to the winner (both audited); :func:`approval_outcome` reads the
-human's answer, including rejection and timeout, so the reason is recorded either way.
+``ship`` is only a proposal: it waits for a human. :func:`promote` ships the winner as a saga
+whose every prefix is safe: (1) the experiment is marked ``shipping`` (registered-model tag
+``modelgate.abtest.concluded.<id>``, from then on every analysis reports ``concluded``, never SRM);
+(2) the winner gets 100 % in the routes store; (3) every router replica serves it; (4) aliases
+``previous_champion`` then ``champion``; (5) the mark becomes ``shipped`` with one audit record.
+Each step is idempotent: a re-run after a crash completes the ship once, and a second ship of a
+concluded experiment is refused. A replica that does not converge restores the routes from before
+and fails the ship (nothing promoted). :func:`approval_outcome` reads the human's answer, including
+rejection and timeout, so the reason is recorded either way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.abtest.errors import AbTestError
+from include.canary import hooks
+from include.routing.errors import NotConverged
+from include.routing.replicas import DEFAULT_CONVERGE_SECONDS
 
 if TYPE_CHECKING:
     from include.abtest.experiment import Experiment
@@ -37,7 +47,11 @@ KEEP_RUNNING = "keep running"
 STOP_HARM = "stop: harm"
 INVALID_SRM = "invalid: SRM"
 STOP_INCONCLUSIVE = "stop: inconclusive"
-DECISIONS = (SHIP, KEEP_RUNNING, STOP_HARM, INVALID_SRM, STOP_INCONCLUSIVE)
+CONCLUDED = "concluded"
+DECISIONS = (SHIP, KEEP_RUNNING, STOP_HARM, INVALID_SRM, STOP_INCONCLUSIVE, CONCLUDED)
+CONCLUDED_TAG = "modelgate.abtest.concluded."
+"""Registered-model tag prefix; ``<prefix><experiment id>`` holds the experiment's conclusion (JSON)."""
+SHIPPING, SHIPPED, SHIP_FAILED = "shipping", "shipped", "failed"
 
 
 class PromotionError(AbTestError):
@@ -152,6 +166,68 @@ def ship_form(exp: Experiment, results: dict[str, Any], report_url: str | None) 
     return {"subject": f"A/B {exp.id}: ship {d['winner']}?", "body": "\n".join(lines)}
 
 
+def conclusion(exp: Experiment, tracking_uri: str | None = None) -> dict[str, Any] | None:
+    """Return the experiment's conclusion, or None while it is open (or its model is not registered).
+
+    Args:
+        exp: the experiment.
+        tracking_uri: MLflow server (default: settings).
+
+    Returns:
+        ``{"state": "shipping" | "shipped" | "failed", "winner", "version", "previous", "by",
+        "run_id", "ts", ...}`` or None.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from include.registry.registry import get_client
+
+    try:
+        tags = get_client(tracking_uri).get_registered_model(exp.model).tags or {}
+    except MlflowException:
+        return None
+    raw = tags.get(CONCLUDED_TAG + exp.id)
+    return dict(json.loads(raw)) if raw else None
+
+
+def is_concluded(done: dict[str, Any] | None) -> bool:
+    """Whether a conclusion ends the experiment (``shipping`` or ``shipped``; a failed ship does not)."""
+    return done is not None and done.get("state") in (SHIPPING, SHIPPED)
+
+
+def concluded_decision(done: dict[str, Any]) -> dict[str, Any]:
+    """The decision an analysis of a concluded experiment reports instead of analysing it.
+
+    Args:
+        done: the conclusion (:func:`conclusion`).
+
+    Returns:
+        ``{"decision": "concluded", "reason", "winner", "winner_version"}``.
+    """
+    what = "shipped" if done.get("state") == SHIPPED else "shipping (promotion in progress)"
+    return _decision(
+        CONCLUDED,
+        f"experiment concluded: {what} {done.get('winner')} (version {done.get('version')}), approved by "
+        f"{done.get('by')} in run {done.get('run_id')} at {done.get('ts')}; it is no longer analysed",
+        done.get("winner"),
+        done.get("version"),
+    )
+
+
+def _mark(exp: Experiment, done: dict[str, Any], tracking_uri: str | None) -> None:
+    from include.registry.registry import get_client
+
+    get_client(tracking_uri).set_registered_model_tag(exp.model, CONCLUDED_TAG + exp.id, json.dumps(done))
+
+
+def _apply(routes: RouterAdmin, model: str, want: dict[str, Any], run_id: str | None, timeout: float) -> bool:
+    """Write ``want`` when it differs from the served routes, then wait for every replica; True when written."""
+    if routes.get_routes(model) == want:
+        routes.wait_converged(routes.generation(), timeout)
+        return False
+    routes.wait_converged(routes.put_routes(model, want, run_id=run_id).get("generation"), timeout)
+    return True
+
+
 def promote(
     exp: Experiment,
     winner: str,
@@ -162,12 +238,9 @@ def promote(
     alias: str = "champion",
     reason: str | None = None,
     tracking_uri: str | None = None,
+    converge_seconds: float = DEFAULT_CONVERGE_SECONDS,
 ) -> dict[str, Any]:
-    """Promote the winning variant: registry alias and router routes (each audited).
-
-    The alias moves with :func:`include.registry.registry.set_alias` (audit record
-    ``set_alias``); the router gives the winner 100 % of the model's traffic and its
-    variant becomes the champion, through ``routes.put_routes`` (audit record ``routes.put``).
+    """Ship the winning variant: conclude, routes, every replica, aliases, audit (see the module doc).
 
     Args:
         exp: the experiment.
@@ -178,14 +251,18 @@ def promote(
         alias: registry alias to move.
         reason: recorded with the alias move.
         tracking_uri: MLflow server (default: settings).
+        converge_seconds: how long the router replicas may take to serve the winner.
 
     Returns:
-        ``{"model", "winner", "version", "alias_moved", "routes_revision"}``.
+        ``{"model", "winner", "version", "alias", "alias_moved", "previous_champion", "generation",
+        "resumed"}``.
 
     Raises:
-        PromotionError: the winner has no model version or the router does not serve it.
+        PromotionError: the winner has no model version, the router does not serve it, the experiment
+            is already concluded with a ship, or a replica did not converge (routes restored).
     """
-    from include.registry.registry import set_alias
+    from include.registry.audit import append_audit
+    from include.registry.registry import get_alias_version, set_alias
 
     try:
         variant = exp.variant(winner)
@@ -195,6 +272,16 @@ def promote(
         raise PromotionError(f"{exp.id}: the control {winner!r} is not a winner to promote")
     if not variant.model_version:
         raise PromotionError(f"{exp.id}: variant {winner!r} has no model_version to promote")
+    version = variant.model_version
+    done = conclusion(exp, tracking_uri)
+    if done and done.get("state") == SHIPPED:
+        raise PromotionError(
+            f"{exp.id} is concluded: {done['winner']} (version {done['version']}) was shipped by {done['by']} "
+            f"in run {done['run_id']}; an experiment ships once"
+        )
+    if done and done.get("state") == SHIPPING and done.get("winner") != winner:
+        raise PromotionError(f"{exp.id} is already shipping {done['winner']}; {winner} cannot ship too")
+    resumed = bool(done and done.get("state") == SHIPPING)
     current = routes.get_routes(exp.model)
     if current is None:
         raise PromotionError(f"the router does not serve model {exp.model!r}")
@@ -203,27 +290,47 @@ def promote(
         raise PromotionError(
             f"the router's routes of {exp.model!r} have no variant {winner!r}; they have {names}"
         )
-    moved = set_alias(
-        exp.model,
-        alias,
-        variant.model_version,
-        actor=actor,
-        run_id=run_id,
-        reason=reason or f"A/B experiment {exp.id}: {winner} won",
-        tracking_uri=tracking_uri,
-    )
-    new = dict(current)
-    new["variants"] = [{**v, "weight_bp": 10000 if v["name"] == winner else 0} for v in current["variants"]]
+    if not resumed:  # 1. concluded from here on: analyses stop before traffic moves
+        previous = get_alias_version(exp.model, alias, tracking_uri)
+        done = {"state": SHIPPING, "winner": winner, "version": version, "previous": previous, "by": actor,
+                "run_id": run_id, "ts": datetime.now(UTC).isoformat(), "routes_before": current}  # fmt: skip
+        _mark(exp, done, tracking_uri)
+    assert done is not None
+    hooks.reached("abtest:marked")
+    new = dict(done["routes_before"])  # 2. the winner alone, in the store; 3. every replica serves it
+    new["variants"] = [{**v, "weight_bp": 10000 if v["name"] == winner else 0} for v in new["variants"]]
     new["champion"] = winner
-    answer = routes.put_routes(exp.model, new, run_id=run_id)
-    log.info("promoted %s of %s (version %s) by %s", winner, exp.model, variant.model_version, actor)
+    try:
+        _apply(routes, exp.model, new, run_id, converge_seconds)
+    except NotConverged as e:
+        log.error("%s: ship of %s did not reach every replica, restoring the routes: %s", exp.id, winner, e)
+        try:
+            _apply(routes, exp.model, done["routes_before"], run_id, converge_seconds)
+        except NotConverged as again:
+            log.error("%s: restored routes did not reach every replica either: %s", exp.id, again)
+        _mark(exp, {**done, "state": SHIP_FAILED, "reason": e.message}, tracking_uri)
+        append_audit(actor, "abtest.ship_failed", f"abtest:{exp.id}", {"winner": winner}, {"reason": e.message}, run_id)
+        raise PromotionError(f"{exp.id}: {winner} not shipped, routes restored: {e.message}") from e
+    hooks.reached("abtest:routes_converged")
+    previous = done.get("previous")  # 4. aliases: previous_champion first, so a crash never loses it
+    if previous is not None and previous != version:
+        set_alias(exp.model, "previous_champion", previous, actor=actor, run_id=run_id,
+                  reason=f"A/B experiment {exp.id}: replaced by {winner}", tracking_uri=tracking_uri)  # fmt: skip
+    moved = set_alias(exp.model, alias, version, actor=actor, run_id=run_id,
+                      reason=reason or f"A/B experiment {exp.id}: {winner} won", tracking_uri=tracking_uri)  # fmt: skip
+    hooks.reached("abtest:aliases_moved")
+    final = {k: v for k, v in done.items() if k != "routes_before"} | {"state": SHIPPED}
+    _mark(exp, final, tracking_uri)  # 5. shipped, audited once
+    append_audit(actor, "abtest.concluded", f"abtest:{exp.id}", {"champion": previous}, final, run_id)
+    log.info("shipped %s of %s (version %s) by %s", winner, exp.model, version, actor)
     return {
         "model": exp.model,
         "winner": winner,
-        "version": variant.model_version,
+        "version": version,
         "alias": alias,
         "alias_moved": moved,
-        "routes_revision": answer.get("revision"),
+        "previous_champion": previous,
+        "resumed": resumed,
     }
 
 

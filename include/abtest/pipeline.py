@@ -18,7 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.abtest.decision import SHIP, approval_outcome, promote, ship_form
+from include.abtest.decision import (
+    SHIP,
+    approval_outcome,
+    concluded_decision,
+    conclusion,
+    is_concluded,
+    promote,
+    ship_form,
+)
 from include.abtest.experiment import InvalidExperiment, load_experiment, load_experiments
 from include.routing.client import RouterAdmin
 
@@ -86,6 +94,9 @@ def analyse(experiment_id: str, run_name: str, conf: dict[str, Any] | None = Non
             tracking_uri: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Analyse one experiment, log results and report to MLflow, and return the summary.
 
+    A concluded experiment (shipped, or shipping) is not analysed: its summary's decision is
+    ``concluded`` (the winner took all traffic, so its split would only show a mismatch).
+
     Args:
         experiment_id: the experiment.
         run_name: MLflow run name (the Airflow run id).
@@ -107,6 +118,12 @@ def analyse(experiment_id: str, run_name: str, conf: dict[str, Any] | None = Non
     conf = conf or {}
     loc = locations(conf)
     exp = load_experiment(Path(loc["experiments_dir"]) / f"{experiment_id}.yaml")
+    done = conclusion(exp, tracking_uri)
+    if is_concluded(done):
+        assert done is not None
+        d = concluded_decision(done)
+        log.info("%s: %s", exp.id, d["reason"])
+        return {"experiment": exp.id, **d, "run_id": None, "run_url": None, "report_url": None, "form": None}
     results = analyse_experiment(exp, loc["events_root"], loc["data_root"], as_of=_as_of(conf))
     logged = log_to_mlflow(results, render_html(results), run_name, tracking_uri)
     d = results["decision"]
@@ -160,6 +177,32 @@ def promote_winner(summary: dict[str, Any], answer: dict[str, Any] | None, *, ac
     done = promote(exp, summary["winner"], actor=by, run_id=run_id, routes=routes, reason=reason,
                    tracking_uri=tracking_uri)  # fmt: skip
     return {**done, "approved_by": by}
+
+
+def reconcile_models(summaries: list[dict[str, Any]], conf: dict[str, Any] | None = None, *, actor: str,
+                     run_id: str, router: RouterAdmin | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Make the ``champion`` alias of each analysed experiment's model match the routes store.
+
+    Args:
+        summaries: the outputs of :func:`analyse` (None entries of failed analyses are skipped).
+        conf: the DAG run's conf (``experiments_dir``).
+        actor: recorded in the audit log.
+        run_id: the Airflow run id.
+        router: stand-in routes source while the store is empty.
+
+    Returns:
+        One result per model (:func:`include.canary.reconcile.reconcile_model`).
+
+    Raises:
+        ReconcileUndecidable: a model's alias and routes disagree in a way no rule settles.
+    """
+    from include.canary.reconcile import reconcile
+
+    folder = Path(locations(conf)["experiments_dir"])
+    models = sorted({load_experiment(folder / f"{s['experiment']}.yaml").model for s in summaries if s})
+    if not models:
+        return []
+    return reconcile(actor=actor, run_id=run_id, router=router, models=models)
 
 
 def record_outcome(summary: dict[str, Any], answer: dict[str, Any] | None, promoted: dict[str, Any] | None,

@@ -3,6 +3,14 @@
 Routes first (traffic is safe at once), then the registry: verdict tags and one audit record when the
 verdict is not recorded yet, the lock released, the callback notified when it was not. Every part is
 skipped when already done, so a re-run after a crash completes an ending without repeating anything.
+
+Promotion is a saga whose every prefix is safe (docs/canary.md): (1) routes: the candidate alone, in
+the routes store; (2) every router replica serves that generation; (3) aliases ``champion`` and
+``previous_champion``; (4) verdict tags, audit record, lock, callback. A crash after (1) leaves the
+store serving the candidate with the alias behind: a re-run completes (2)-(4), and the reconcile step
+(:mod:`include.canary.reconcile`) repairs the alias to match the store within one cycle. The alias
+never moves before every replica serves the candidate. Named fault points
+(:mod:`include.canary.hooks`) sit between the steps.
 """
 
 from __future__ import annotations
@@ -10,11 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from include.canary import hooks
 from include.canary import notify as nt
 from include.canary.policy import CanaryPolicy
 from include.canary.routeplan import apply_routes, desired_routes
 from include.canary.state import (
     CHAMPION,
+    IN_PROGRESS,
     MAX_TAG_CHARS,
     PREVIOUS_ALIAS,
     PROMOTED,
@@ -30,6 +40,7 @@ from include.canary.state import (
     set_tags,
     version_tags,
 )
+from include.routing.errors import NotConverged
 from modelgate_contracts.uris import version_uri
 
 log = logging.getLogger(__name__)
@@ -80,11 +91,20 @@ def conclude(
     from include.registry.audit import append_audit
 
     model, version = plan["model"], plan["version"]
-    apply_routes(model, desired_routes(ctx.router.get_routes(model), model, serve, None, 0, None), ctx)
+    want = desired_routes(ctx.router.get_routes(model), model, serve, None, 0, None)
+    try:
+        apply_routes(model, want, ctx, policy_of(plan).converge_seconds)
+    except NotConverged as e:
+        if verdict == PROMOTED:
+            raise  # promotion never completes before every replica serves the new champion
+        # a rollback is committed in the store; the lagging replica catches up when it can
+        log.error("canary of %s v%s %s, but: %s", model, version, verdict, e.message)
+        record["not_converged"] = e.lagging
     tags = version_tags(model, version)
     if tags.get(TAG_VERDICT) != verdict:
         set_tags(model, version, {TAG_VERDICT: verdict, TAG_REASON: reason, **(extra_tags or {})}, ctx)
         append_audit(ctx.actor, action, version_uri(model, version), before, record, ctx.run_id)
+    hooks.reached(f"conclude:{verdict}:recorded")
     release_lock(model, version, ctx)
     if callback is not None and tags.get(TAG_NOTIFIED) != verdict:
         err = nt.notify(callback, record)
@@ -171,7 +191,11 @@ def move_champion(
 
 
 def promote(plan: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
-    """Move alias ``champion`` to the canary, keep the old one as ``previous_champion``, route 100 %.
+    """Promote the canary: routes 100 %, every replica serving, then aliases, then verdict and audit.
+
+    Each step is idempotent, so a re-run after a crash between any two steps completes the promotion
+    once: routes are written only when they differ, aliases move only when they point elsewhere, the
+    verdict and its audit record are written only when not recorded yet.
 
     Args:
         plan: the plan.
@@ -179,9 +203,22 @@ def promote(plan: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
 
     Returns:
         ``{"verdict": "promoted", "champion", "previous_champion"}``.
+
+    Raises:
+        NotConverged: a replica did not serve the candidate in time; no alias moved (re-run to finish).
+        CanaryStateError: the canary ended otherwise (rolled back or rejected) before this promotion.
     """
+    from include.canary.errors import CanaryStateError
+
     model, version, old = plan["model"], plan["version"], plan["champion"]
+    verdict = version_tags(model, version).get(TAG_VERDICT)
+    if verdict not in (IN_PROGRESS, PROMOTED):
+        raise CanaryStateError(f"canary of {model} v{version} ended {verdict}: it cannot be promoted")
+    want = desired_routes(ctx.router.get_routes(model), model, version, None, 0, None)
+    apply_routes(model, want, ctx, policy_of(plan).converge_seconds)
+    hooks.reached("promote:routes_converged")
     moved = move_champion(model, version, old, ctx, f"canary passed {len(plan['weights_bp'])} stages")
+    hooks.reached("promote:aliases_moved")
     record = {
         "event": "promote",
         "model": model,

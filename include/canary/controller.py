@@ -56,6 +56,7 @@ from include.canary.state import (
     stage_summary,
     version_tags,
 )
+from include.routing.errors import NotConverged
 from modelgate_contracts.tags import REGRESSION_PREFIX
 
 __all__ = [
@@ -191,7 +192,10 @@ def _resolve_marginal(plan: dict[str, Any], i: int, approval: Any, ctx: Ctx) -> 
 def route_stage(
     plan: dict[str, Any], i: int, ctx: Ctx, start_approval: Any = None, prev_approval: Any = None
 ) -> dict[str, Any] | None:
-    """Move traffic to stage ``i`` (1-based); None when this stage has nothing to do.
+    """Move traffic to stage ``i`` (1-based) and wait until every replica serves it; None when nothing to do.
+
+    The bake window starts only after every router replica reports the change's generation; a
+    replica that does not within the policy's ``converge_seconds`` rolls the canary back.
 
     Args:
         plan: from :func:`start`.
@@ -230,7 +234,11 @@ def route_stage(
     want = desired_routes(
         ctx.router.get_routes(model), model, plan["champion"], version, weight, policy.guard
     )
-    changed = apply_routes(model, want, ctx)
+    try:
+        changed = apply_routes(model, want, ctx, policy.converge_seconds)
+    except NotConverged as e:
+        rollback(plan, f"stage {i}: {e.message}", ctx, stage=i)
+        return None
     hooks.reached(f"after_routes:{i}")
     set_tags(model, version, {TAG_STAGE: str(i)}, ctx)
     t0 = now()

@@ -28,6 +28,7 @@ _KEYS = {
     "stages",
     "bake_seconds",
     "events_grace_seconds",
+    "converge_seconds",
     "require_approval",
     "judge",
     "guard",
@@ -51,6 +52,8 @@ class CanaryPolicy:
         stages: canary traffic share per stage in percent, increasing, the last one 100.
         bake_seconds: time each stage is observed before it is judged.
         events_grace_seconds: extra wait after the window so the router has flushed its events.
+        converge_seconds: how long a routes change may take to reach every router replica before
+            the stage fails (rollback) or a promotion stops before the aliases move.
         require_approval: a human approves (Airflow HITL) before any traffic moves.
         judge: judge thresholds and metrics.
         guard: router guard limits written into the model's routes (None keeps the router's).
@@ -62,6 +65,7 @@ class CanaryPolicy:
     stages: tuple[float, ...] = (1.0, 5.0, 25.0, 50.0, 100.0)
     bake_seconds: float = 600.0
     events_grace_seconds: float = 10.0
+    converge_seconds: float = 30.0
     require_approval: bool = False
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     guard: dict[str, Any] | None = None
@@ -82,6 +86,8 @@ class CanaryPolicy:
             problems.append(f"bake_seconds must be positive, got {self.bake_seconds!r}")
         if not self.events_grace_seconds >= 0:
             problems.append(f"events_grace_seconds must be >= 0, got {self.events_grace_seconds!r}")
+        if not self.converge_seconds > 0:
+            problems.append(f"converge_seconds must be positive, got {self.converge_seconds!r}")
         for name in ("on_rollback", "on_promote"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or ":" not in value):
@@ -135,6 +141,7 @@ class CanaryPolicy:
             "stages": list(self.stages),
             "bake_seconds": self.bake_seconds,
             "events_grace_seconds": self.events_grace_seconds,
+            "converge_seconds": self.converge_seconds,
             "require_approval": self.require_approval,
             "judge": {k: v for k, v in self.judge.to_dict().items() if k != "metrics"}
             | {

@@ -62,10 +62,11 @@ def rollback_to_previous(
         raise CanaryStateError(f"{model} has no previous_champion alias; name a version with --to")
     why = reason or f"rollback to version {target} by {actor}"
     ctx = cc.Ctx(router, actor)
+    # routes first and served by every replica, then the aliases (the store is what is served)
+    routed = apply_routes(model, desired_routes(router.get_routes(model), model, target, None, 0, None), ctx)
     changed = cc.move_champion(model, target, current, ctx, why, f"demoted by rollback to {target}")
     if changed and current is not None:
         set_tags(model, current, {cc.TAG_VERDICT: cc.ROLLED_BACK, cc.TAG_REASON: why}, ctx)
-    routed = apply_routes(model, desired_routes(router.get_routes(model), model, target, None, 0, None), ctx)
     if changed or routed:
         append_audit(
             actor,

@@ -7,14 +7,18 @@ guard unless replaced) is kept.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from include.canary.state import CANARY, CHAMPION
+from include.routing.replicas import DEFAULT_CONVERGE_SECONDS
 from modelgate_contracts.routes import TOTAL_BP
 from modelgate_contracts.uris import version_uri
 
 if TYPE_CHECKING:
     from include.canary.state import Ctx
+
+log = logging.getLogger(__name__)
 
 
 def desired_routes(
@@ -60,12 +64,36 @@ def same_routes(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     return all(a.get(k) == v for k, v in b.items() if k == "guard") if "guard" in b else True
 
 
-def apply_routes(model: str, want: dict[str, Any], ctx: Ctx) -> bool:
+def apply_routes(
+    model: str, want: dict[str, Any], ctx: Ctx, converge_seconds: float = DEFAULT_CONVERGE_SECONDS
+) -> bool:
+    """Write ``want`` to the routes store when it differs, then wait until every replica serves it.
+
+    Unchanged routes still wait (for the generation the admin replica serves), so a run resumed
+    after a crash between the write and the wait does not start a bake before every replica serves.
+
+    Args:
+        model: the model name.
+        want: the routes the step wants.
+        ctx: actor, run and router.
+        converge_seconds: how long the replicas may take.
+
+    Returns:
+        Whether the routes were written.
+
+    Raises:
+        NotConverged: a replica did not serve the change in time (the change itself is committed).
+    """
     current = ctx.router.get_routes(model)
     if same_routes(current, want):
-        return False
-    ctx.router.put_routes(model, want, ctx.run_id)
-    return True
+        generation = ctx.router.generation()
+        changed = False
+    else:
+        generation = ctx.router.put_routes(model, want, ctx.run_id).get("generation")
+        changed = True
+    ctx.router.wait_converged(generation, converge_seconds)
+    log.info("routes of %s %s; every replica serves generation %s", model, "set" if changed else "unchanged", generation)
+    return changed
 
 
 def canary_weight(routes: dict[str, Any] | None, version: str) -> int | None:

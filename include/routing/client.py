@@ -8,9 +8,11 @@ Errors are told apart by the router's HTTP status code (:mod:`include.routing.er
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from include.routing.errors import RouterError, RouterNotFound, RouterUnreachable, error_for_status
+from include.routing.replicas import DEFAULT_CONVERGE_SECONDS, ReplicaState, replica_state, wait_converged
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,15 @@ class RouterAdmin(Protocol):
     def guard_events(self) -> list[dict[str, Any]]:
         """Return the guard's cut events."""
 
+    def generation(self) -> int | None:
+        """Return the routes generation the admin replica serves (None: it reports none)."""
+
+    def all_routes(self) -> dict[str, dict[str, Any]]:
+        """Return every model's routes: ``{model: routes}``."""
+
+    def wait_converged(self, generation: int | None, timeout: float = DEFAULT_CONVERGE_SECONDS) -> list[ReplicaState]:
+        """Wait until every replica serves ``generation``."""
+
 
 class RouterClient:
     """Router admin API over httpx.
@@ -39,15 +50,22 @@ class RouterClient:
         token: admin bearer token.
         actor: who is recorded in the audit log for changes.
         timeout: HTTP timeout in seconds (route changes load models, so keep it generous).
+        replicas: every replica's base URL, the gates wait for all of them (default: ``[url]``).
     """
 
     def __init__(
-        self, url: str = DEFAULT_URL, token: str = "", actor: str = "cli", timeout: float = 120.0
+        self,
+        url: str = DEFAULT_URL,
+        token: str = "",
+        actor: str = "cli",
+        timeout: float = 120.0,
+        replicas: Sequence[str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.actor = actor
         self.timeout = timeout
+        self.replicas = list(replicas) if replicas else [self.url]
 
     @classmethod
     def from_env(cls, url: str | None = None, actor: str = "cli", timeout: float = 120.0) -> RouterClient:
@@ -122,7 +140,8 @@ class RouterClient:
             run_id: the run id recorded in the audit log.
 
         Returns:
-            The router's answer (``model``, ``revision``, ``routes``).
+            The router's answer (``model``, ``routes`` and ``generation``: the store's generation of
+            the change, to wait for with :meth:`wait_converged`).
 
         Raises:
             RouterRefused: the router refused the routes (its message says why).
@@ -176,6 +195,42 @@ class RouterClient:
         result: dict[str, Any] = self.call("POST", "/admin/reload")
         append_audit(self.actor, "routes.reload", "routes:*", before, result["document"], run_id)
         return result
+
+    def all_routes(self) -> dict[str, dict[str, Any]]:
+        """Return every model's routes the admin replica serves: ``{model: routes}``."""
+        doc = self.call("GET", "/admin/routes")["document"]
+        return dict((doc or {}).get("models") or {})
+
+    def generation(self) -> int | None:
+        """Return the routes generation the admin replica serves (None: it reports none).
+
+        Raises:
+            RouterUnreachable: the replica does not answer.
+        """
+        state = replica_state(self.url)
+        if state.generation is None and state.error and state.error.startswith("unreachable"):
+            raise RouterUnreachable(f"router at {self.url} {state.error}")
+        return state.generation
+
+    def wait_converged(
+        self, generation: int | None, timeout: float = DEFAULT_CONVERGE_SECONDS
+    ) -> list[ReplicaState]:
+        """Wait until every replica serves routes generation ``generation`` or later.
+
+        Args:
+            generation: the generation of a change (None: the router reports none, nothing to wait for).
+            timeout: seconds to wait at most.
+
+        Returns:
+            The replicas' states (empty when there was nothing to wait for).
+
+        Raises:
+            NotConverged: a replica did not reach the generation in time.
+        """
+        if generation is None:
+            log.warning("router at %s reports no routes generation: not waiting for replicas", self.url)
+            return []
+        return wait_converged(self.replicas, generation, timeout)
 
     def stats(self) -> list[dict[str, Any]]:
         """Return live per-variant statistics (requests, errors, latency quantiles, prediction mean)."""

@@ -59,3 +59,23 @@ def error_for_status(status: int, message: str) -> RouterRefused:
     if status in (401, 403):
         return RouterUnauthorized(message, status)
     return RouterRefused(message, status)
+
+
+class NotConverged(RouterError):
+    """Raised when some router replicas do not serve a routes generation within the wait's timeout.
+
+    Attributes:
+        lagging: ``{replica URL: what it reported}`` of the replicas that did not converge.
+    """
+
+    code = "router_not_converged"
+
+    def __init__(self, message: str, lagging: dict[str, str]) -> None:
+        super().__init__(message)
+        self.lagging = lagging
+
+
+class InvalidReplicas(RouterError):
+    """Raised when a replica list (connection extra, Kubernetes Endpoints) is malformed or empty."""
+
+    code = "router_invalid_replicas"

@@ -74,3 +74,93 @@ def test_hook_reports_refusals_without_writing_audit_records(hook_env):
     with pytest.raises(RouterUnauthorized) as e:
         bad.stats()
     assert e.value.status == 401
+
+
+def test_hook_reads_router_replicas_from_the_connection_extra(tmp_path, monkeypatch):
+    from plugins.router_hook import RouterHook
+
+    urls = ["http://127.0.0.1:8500", "http://127.0.0.1:8501", "http://127.0.0.1:8502"]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MODELGATE_ROUTER",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 8500, "password": ADMIN_TOKEN,
+                    "extra": {"replicas": urls}}),
+    )  # fmt: skip
+    assert RouterHook().replicas() == urls
+
+
+def test_hook_reads_router_replicas_from_the_endpoints_of_a_headless_service_through_kubernetes_hook(
+    monkeypatch,
+):
+    """KubernetesHook (its kube_config from its own connection) asks an API endpoint for the Endpoints.
+
+    No cluster runs here: a loopback HTTP endpoint answers ``GET /api/v1/namespaces/modelgate/endpoints/
+    router`` with an Endpoints document as the API server does; the provider's hook and the kubernetes
+    client build, send and deserialize the request.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from support import free_port
+
+    from plugins.router_hook import RouterHook
+
+    asked: list[str] = []
+    endpoints = {
+        "kind": "Endpoints",
+        "apiVersion": "v1",
+        "metadata": {"name": "router", "namespace": "modelgate"},
+        "subsets": [
+            {
+                "addresses": [{"ip": "10.1.0.4"}, {"ip": "10.1.2.8"}],
+                "notReadyAddresses": [{"ip": "10.1.3.1"}],
+                "ports": [{"name": "http", "port": 8500, "protocol": "TCP"}],
+            }
+        ],
+    }
+
+    class Api(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            data = json.dumps(endpoints).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBE_TEST",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(kubeconfig)}}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MODELGATE_ROUTER",
+        json.dumps({"conn_type": "http", "host": "router.modelgate.svc", "port": 8500, "password": ADMIN_TOKEN,
+                    "extra": {"kubernetes": {"service": "router", "namespace": "modelgate",
+                                             "port_name": "http", "conn_id": "kube_test"}}}),
+    )  # fmt: skip
+    try:
+        assert RouterHook().replicas() == ["http://10.1.0.4:8500", "http://10.1.2.8:8500"]
+    finally:
+        server.shutdown()
+    assert asked == ["/api/v1/namespaces/modelgate/endpoints/router"]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MODELGATE_ROUTER",
+        json.dumps({"conn_type": "http", "host": "h", "extra": {"kubernetes": {"namespace": "modelgate"}}}),
+    )
+    from include.routing.errors import InvalidReplicas
+
+    with pytest.raises(InvalidReplicas, match="extra 'kubernetes' needs a 'service' name"):
+        RouterHook().replicas()
