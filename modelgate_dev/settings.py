@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,19 @@ class DevSettings(BaseSettings):
 
     demo_model: str = "churn"
     """Registered model name the demo uses."""
+
+    profile: Literal["embedded", "production"] = "embedded"
+    """What ``make up``/``make demo`` run: ``embedded`` (SQLite, LocalExecutor) or ``production`` (its own
+    PostgreSQL cluster, CeleryExecutor with Redis and two workers, Prometheus; docs/production.md)."""
+
+    postgres_port: int = 5432
+    """Loopback port of the production profile's PostgreSQL cluster (``<home>/pg``)."""
+
+    redis_port: int = 6379
+    """Loopback port of the production profile's Redis (Celery broker)."""
+
+    prometheus_port: int = 9090
+    """Loopback port of the production profile's Prometheus."""
 
 
 def get_dev_settings() -> DevSettings:

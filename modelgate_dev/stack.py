@@ -144,6 +144,10 @@ def write_procfile(cfg: StackConfig) -> Path:
                 out.append(f"router{i}: " + command.replace("$MODELGATE_ROUTER_PORT", str(port)))
         else:
             out.append(line)
+    if production(cfg):
+        from modelgate_dev.production.profile import procfile
+
+        out = procfile(cfg, out)
     cfg.home.mkdir(parents=True, exist_ok=True)
     tmp = cfg.procfile.with_suffix(".tmp")
     tmp.write_text("\n".join(out) + "\n")
@@ -162,7 +166,7 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
     from include.config import Settings
 
     store_url = Settings(home=cfg.home).resolved_audit_db_url()
-    return {
+    env = {
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO),
         "MODELGATE_HOME": str(cfg.home),
@@ -202,6 +206,18 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         # (make demo sets policies/canary_demo.yaml: short bakes); empty: the per-model lookup
         "MODELGATE_CANARY_POLICY": os.environ.get("MODELGATE_CANARY_POLICY", ""),
     }
+    if production(cfg):
+        from modelgate_dev.production.profile import stack_env_overrides
+
+        env.update(stack_env_overrides(cfg))
+    return env
+
+
+def production(cfg: StackConfig) -> bool:
+    """Whether ``MODELGATE_PROFILE=production`` selects the production topology (modelgate_dev/production)."""
+    from modelgate_dev.settings import get_dev_settings
+
+    return get_dev_settings().profile == "production"
 
 
 def settings_file(cfg: StackConfig) -> Path:
@@ -270,7 +286,12 @@ def healthy(cfg: StackConfig) -> dict[str, bool]:
         f"router{i}" if cfg.router_replicas > 1 else "router": _get(f"{url}/v2/health/live")[0] == 200
         for i, url in enumerate(cfg.router_urls)
     }
-    return {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, **routers}
+    state = {"mlflow": ml == 200, "airflow-api": st == 200, "scheduler": scheduler, **routers}
+    if production(cfg):
+        from modelgate_dev.production.probe import health
+
+        state.update(health(cfg))
+    return state
 
 
 def up(cfg: StackConfig, timeout: float = 240.0) -> int:
@@ -296,6 +317,16 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
             )
             return 1
     cfg.home.mkdir(parents=True, exist_ok=True)
+    if production(cfg):
+        from modelgate_dev.production.profile import prepare
+        from modelgate_dev.production.services import ServiceError
+
+        print("production profile: PostgreSQL, roles and databases ...")
+        try:
+            prepare(cfg)
+        except ServiceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     env = {**os.environ, **stack_env(cfg)}
     print("migrating the Airflow metadata database ...")
     res = subprocess.run(
@@ -355,22 +386,34 @@ def _print_access(cfg: StackConfig) -> None:
 def down(cfg: StackConfig, timeout: float = 30.0) -> int:
     """Stop exactly the processes ``up`` started (the honcho process group)."""
     pid = running_pid(cfg)
+    if production(cfg):
+        from modelgate_dev.production.profile import pg_cluster
+
+        if pid is not None:
+            _stop_group(pid, timeout)
+        if pg_cluster(cfg).stop():
+            print("PostgreSQL stopped")
     if pid is None:
         cfg.pidfile.unlink(missing_ok=True)
         print("stack is not running")
         return 0
+    _stop_group(pid, timeout)
+    cfg.pidfile.unlink(missing_ok=True)
+    print("stack stopped")
+    return 0
+
+
+def _stop_group(pid: int, timeout: float) -> None:
+    """SIGTERM the honcho process group, SIGKILL what is left after ``timeout``."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
-        pass
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.3)
     if _group_alive(pid):
         os.killpg(pid, signal.SIGKILL)
-    cfg.pidfile.unlink(missing_ok=True)
-    print("stack stopped")
-    return 0
 
 
 def _group_alive(pgid: int) -> bool:

@@ -173,7 +173,7 @@ def test_airflow_services_run_airflow_3_on_postgres_with_celery_and_redis(resolv
         "dag-processor",
         "triggerer",
         ["celery", "worker", "--queues", "default"],
-        ["celery", "worker", "--queues", "gpu"],
+        ["celery", "worker", "--queues", "gpu,default"],
     ]
     assert "airflow db migrate" in " ".join(services["airflow-init"]["command"])
     for name in AIRFLOW_SERVICES:

@@ -205,3 +205,19 @@ def test_images_install_under_the_lock(image: str) -> None:
     text = (REPO / "serving_images" / image / "Dockerfile").read_text()
     assert "constraints.txt" in dockerfile_copies(REPO / "serving_images" / image / "Dockerfile"), image
     assert re.search(r"pip install[^\n]*-c [^\s]*constraints\.txt", text), image
+
+
+def test_celery_workers_listen_on_the_contract_queues(doc: dict[str, Any]) -> None:
+    workers = {n: s for n, s in contract.SERVICES.items() if s.queues}
+    assert len(workers) == 2 and any(contract.BATCH_QUEUE in s.queues for s in workers.values())
+    for name, service in workers.items():
+        command = doc["services"][name]["command"]
+        assert command[:2] == ["celery", "worker"]
+        assert command[command.index("--queues") + 1] == ",".join(service.queues)
+    # either worker can take a default task, so a task of a dead worker is retried on the other
+    assert all("default" in s.queues for s in workers.values())
+
+
+def test_the_batch_dag_runs_on_the_queue_of_its_settings() -> None:
+    text = (REPO / "dags" / "nightly_batch_inference.py").read_text()
+    assert '"queue": SETTINGS.queue' in text

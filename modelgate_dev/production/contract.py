@@ -69,6 +69,8 @@ _AIRFLOW_ENV: dict[str, str] = {
     "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
     "AIRFLOW__CORE__AUTH_MANAGER": "{auth_manager}",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://{airflow_db_user}:{airflow_db_password}@{postgres}/airflow",
+    # Airflow derives asyncpg for postgresql URLs; the lock has psycopg 3, which is async too
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "postgresql+psycopg_async://{airflow_db_user}:{airflow_db_password}@{postgres}/airflow",
     "AIRFLOW__CELERY__BROKER_URL": "redis://{redis}/0",
     "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql+psycopg://{airflow_db_user}:{airflow_db_password}@{postgres}/airflow",
     "AIRFLOW__CORE__FERNET_KEY": "{fernet_key}",
@@ -78,8 +80,10 @@ _AIRFLOW_ENV: dict[str, str] = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+    # a task whose worker died is failed (and retried on another worker) after 60 s without heartbeat
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     "AIRFLOW_CONN_MODELGATE_MLFLOW": "http://{mlflow}",
-    "AIRFLOW_CONN_MODELGATE_ROUTER": "http://admin:{router_admin_token}@{router}",
+    "AIRFLOW_CONN_MODELGATE_ROUTER": "{router_connection}",
     "MODELGATE_HOME": "{state}",
     "MODELGATE_TRACKING_URI": "http://{mlflow}",
     "MODELGATE_ROUTER_URL": "http://{router}",
@@ -106,7 +110,8 @@ SERVICES: dict[str, Service] = {
     "airflow-dag-processor": Service("airflow", _AIRFLOW_ENV),
     "airflow-triggerer": Service("airflow", _AIRFLOW_ENV),
     "airflow-worker": Service("airflow", _AIRFLOW_ENV, queues=("default",)),
-    "airflow-worker-gpu": Service("airflow", _AIRFLOW_ENV, queues=("gpu",)),
+    # takes default tasks too: with two workers, either one's tasks survive the other's death
+    "airflow-worker-gpu": Service("airflow", _AIRFLOW_ENV, queues=(BATCH_QUEUE, "default")),
     "router": Service(
         "router",
         {
@@ -136,7 +141,8 @@ class Target:
     code: str
     auth_manager: str
     secrets: Mapping[str, str] = field(default_factory=dict)
-    """``router_admin_token``, ``fernet_key``, ``jwt_secret``, ``api_secret_key``, database roles and passwords."""
+    """``router_admin_token``, ``router_connection`` (URI of the ``modelgate_router`` connection),
+    ``fernet_key``, ``jwt_secret``, ``api_secret_key``, database roles and passwords."""
 
     def values(self) -> dict[str, str]:
         """Return every placeholder's value."""
@@ -165,6 +171,7 @@ COMPOSE = Target(
     auth_manager="airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
     secrets={
         "router_admin_token": _secret_ref("ROUTER_ADMIN_TOKEN"),
+        "router_connection": f"http://admin:{_secret_ref('ROUTER_ADMIN_TOKEN')}@router:8500",
         "fernet_key": _secret_ref("AIRFLOW_FERNET_KEY"),
         "jwt_secret": _secret_ref("AIRFLOW_JWT_SECRET"),
         "api_secret_key": _secret_ref("AIRFLOW_API_SECRET_KEY"),
