@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: proto venv clients-venv clients-lock lock up down demo test lint audit bench bench-serving bench-tail bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
+.PHONY: proto venv clients-venv clients-lock lock up down demo test lint audit bench bench-serving bench-tail bench-protocols bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -79,6 +79,9 @@ bench-dags: venv
 
 bench-serving: venv
 	$(PY) benchmarks/serving.py
+
+bench-protocols: venv clients-venv
+	$(PY) benchmarks/protocols.py
 
 bench-tail: venv
 	$(PY) benchmarks/tail.py

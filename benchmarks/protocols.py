@@ -32,7 +32,19 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from serving import BIN, REPO, demo_model, free_port, router_cmd, split_cpus, start, stop, wait, wrk
+from serving import (
+    BIN,
+    REPO,
+    demo_model,
+    free_port,
+    group_cpu_seconds,
+    router_cmd,
+    split_cpus,
+    start,
+    stop,
+    wait,
+    wrk,
+)
 
 ROUTER_DIR = REPO / "serving_images" / "router"
 CLIENTS_PY = REPO / ".venv-clients" / "bin" / "python"
@@ -69,7 +81,9 @@ def wide_model(path: Path, width: int = 1000) -> Path:
 
 def lua_string(data: bytes) -> str:
     """A Lua string literal holding ``data`` byte for byte."""
-    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03d}" for b in data) + '"'
+    return (
+        '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03d}" for b in data) + '"'
+    )
 
 
 def rest_lua(path: Path, body: bytes, headers: dict[str, str]) -> Path:
@@ -239,18 +253,21 @@ def main() -> int:
                 lua = rest_lua(tmp / f"{width}-{key}.lua", body, headers)
                 url = f"{base}/v2/models/demo/infer"
                 wrk(url, lua, args.warmup, args.connections, load_cpus)
+                cpu0 = group_cpu_seconds(proc.pid)
                 r = wrk(url, lua, args.duration, args.connections, load_cpus)
             else:
                 target, request = f"127.0.0.1:{grpc_port}", tmp / f"{width}-grpc.bin"
                 grpc_run(target, request, args.warmup, args.connections, load_cpus)
+                cpu0 = group_cpu_seconds(proc.pid)
                 r = grpc_run(target, request, args.duration, args.connections, load_cpus)
+            r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / max(r["rps"] * args.duration, 1) * 1e6
             scored = metric_sum(base, "router_requests_total") if server == "router" else None
         finally:
             stop(proc)
         results.setdefault(label, []).append(r)
         line = (
             f"  {label:<26} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>7.2f} ms"
-            f"  errors {r['non2xx']:.0f}"
+            f"  server cpu {r['cpu_us']:>5.0f} us/req  errors {r['non2xx']:.0f}"
         )
         if scored is not None:
             n = count_events(events)
@@ -284,7 +301,8 @@ def summarize(results: dict[str, list[dict]]) -> None:
     print("\nmedians over rounds:")
     for label in results:
         print(
-            f"  {label:<26} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms  p99 {med(label, 'p99'):>7.2f} ms"
+            f"  {label:<26} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
+            f"  p99 {med(label, 'p99'):>7.2f} ms  server cpu {med(label, 'cpu_us'):>5.0f} us/req"
         )
     ratio = med("router gRPC 1 row", "rps") / med("router REST 1 row", "rps")
     print(f"\nrouter gRPC / router REST, 1 row       = {ratio:.2f}x req/s (bar >= 0.8x)")

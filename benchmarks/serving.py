@@ -8,7 +8,8 @@ issue asks for (a shared machine's load moves single runs a lot). The router run
 variants, sticky unit ids), metrics and events on; a second router run adds a 10 % shadow. The shadow
 cost is the median of each round's pair (the two router runs are adjacent and swap places every other
 round), so that the machine's drift between rounds does not enter it. ``benchmarks/tail.py`` shows
-where the p99 of the minimal app comes from on this machine.
+where the p99 of the minimal app comes from on this machine. ``benchmarks/protocols.py`` (``make
+bench-protocols``) adds the router over gRPC and KServe's ``ModelServer`` as a peer on REST and gRPC.
 
 CPU pinning (``--pin``, the default when this process may run on at least 2 CPUs): the CPUs this
 process may use are split in two; every server is started on the first set (its children, such as
