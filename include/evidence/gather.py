@@ -1,7 +1,8 @@
 """Gather a model's evidence from MLflow, the audit log and the router replicas into one document.
 
 The document is what the plugin serves as JSON at ``/modelgate/api/models/{name}`` and renders as the
-page: ``model``, ``aliases``, ``timeline`` (versions with gate verdicts), ``abtests``, ``replicas``,
+page: ``model``, ``aliases``, ``timeline`` (versions with gate verdicts), ``abtests``, ``desired`` (the
+control plane's routes and generation), ``replicas``,
 ``approvals`` and ``audit`` (records of this model and the log's verification status).
 """
 
@@ -202,13 +203,15 @@ def gather(
     reg_runs = {v["tags"].get(tl.REGRESSION + "mlflow_run_id") for v in versions} - {None}
     exp_ids = _experiment_ids(client, {str(r) for r in reg_runs}) | {r["run_id"]: r["experiment_id"] for r in abruns}
     links = Links(sources.mlflow_url or sources.tracking_uri, sources.airflow_url, exp_ids)
+    want = rp.desired(model, sources.audit_url)
     return {
         "model": model,
         "aliases": aliases,
         "timeline": tl.version_timeline(model, versions, audit["records"], links),
         "abtests": [tl.ab_entry(r, audit["records"], links) for r in abruns],
+        "desired": want,
         "replicas": [
-            s | {"weights": rp.weights(s["routes"])}
+            s | {"weights": rp.weights(s["routes"]), "behind": rp.behind(s, want["generation"])}
             for s in rp.replica_states(sources.replicas, sources.router_token, model)
         ],
         "approvals": ap.pending(hitl_details or [], model, user_id),

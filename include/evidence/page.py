@@ -130,11 +130,25 @@ def _approvals(doc: dict[str, Any], prefix: str) -> str:
     return "\n".join(out)
 
 
+def _desired(doc: dict[str, Any]) -> str:
+    d = doc.get("desired") or {}
+    if d.get("error"):
+        return f"<p class='bad'>Control plane not readable: {escape(d['error'])}</p>"
+    weights = ", ".join(f"{escape(k)} {w:g}" for k, w in (d.get("weights") or {}).items()) or "no routes"
+    return (
+        f"<p id='desired'>Desired (control plane): generation {escape(str(d.get('generation')))}; this model "
+        f"{weights} (changed at generation {escape(str(d.get('model_generation') or '-'))} by "
+        f"{escape(str(d.get('actor') or '-'))}: {escape(str(d.get('reason') or ''))})</p>"
+    )
+
+
 def _replicas(doc: dict[str, Any]) -> str:
-    out = ["<h2>Routes per router replica</h2>",
+    out = ["<h2>Routes per router replica</h2>", _desired(doc),
            "<table><tr><th>replica</th><th>ready</th><th>generation</th><th>stale</th><th>weights (%)</th><th>error</th></tr>"]  # fmt: skip
     for r in doc["replicas"]:
         stale = "unknown" if r["stale"] is None else ("stale" if r["stale"] else "current")
+        if r.get("behind"):
+            stale += ", behind the control plane"
         weights = ", ".join(f"{escape(k)} {w:g}" for k, w in r["weights"].items()) or "not served"
         out.append(
             f"<tr class='replica'><td>{escape(r['url'])}</td><td>{_v('pass' if r['ready'] else 'fail')}</td>"

@@ -71,3 +71,43 @@ def weights(routes: dict[str, Any] | None) -> dict[str, float]:
     if not routes:
         return {}
     return {str(v.get("name")): int(v.get("weight_bp", 0)) / 100 for v in routes.get("variants") or []}
+
+
+def desired(model: str, url: str | None = None) -> dict[str, Any]:
+    """Return the control plane's desired routes of ``model`` and the store's global generation.
+
+    Args:
+        model: the model name.
+        url: the routes store (the audit database; default from the settings).
+
+    Returns:
+        ``{"generation", "model_generation", "routes", "weights", "actor", "reason", "run_id",
+        "updated_at", "error"}``; ``error`` names why the store could not be read.
+    """
+    from include.config import get_settings
+    from modelgate_control import ControlError
+    from modelgate_control.store import RouteStore
+
+    out: dict[str, Any] = {"generation": None, "model_generation": None, "routes": None, "weights": {}, "error": None}
+    store = RouteStore(url or get_settings().resolved_audit_db_url())
+    try:
+        out["generation"] = store.generation()
+        row = store.history(model)
+    except ControlError as e:
+        out["error"] = str(e)
+        return out
+    finally:
+        store.dispose()
+    if row is not None:
+        out.update(
+            model_generation=row["generation"], routes=row["document"], weights=weights(row["document"]),
+            actor=row["actor"], reason=row["reason"], run_id=row["run_id"], updated_at=str(row["updated_at"]),
+        )  # fmt: skip
+    return out
+
+
+def behind(replica: dict[str, Any], store_generation: int | None) -> bool | None:
+    """Whether a replica has not yet applied the store's generation (None when either is unknown)."""
+    if replica.get("generation") is None or store_generation is None:
+        return None
+    return bool(replica["generation"] < store_generation)

@@ -109,6 +109,8 @@ def test_json_of_a_model_registered_here_has_its_versions_verdicts_and_verified_
     assert {rec["subject"] for rec in doc["audit"]["records"]} <= {
         f"models:/{name}/{v1.version}", f"models:/{name}/{v2.version}", f"models:/{name}@champion"}  # fmt: skip
     assert len(doc["replicas"]) >= 1 and doc["replicas"][0]["ready"] is False  # no router runs here: said so
+    assert doc["replicas"][0]["error"]
+    assert doc["desired"]["error"] is None and doc["desired"]["routes"] is None  # the store answers: no routes yet
     page = get(ui_server, f"/modelgate/models/{name}", token(ui_server, "bo"))
     assert page.status_code == 200 and "<svg" in page.text and ">fail<" in page.text
 

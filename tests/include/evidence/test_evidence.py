@@ -31,13 +31,31 @@ def test_intervals_are_read_back_from_the_canary_judge_table_the_gate_writes() -
     assert got[1]["low"] == -math.inf and got[1]["high"] == 2.25
 
 
-def test_intervals_are_read_back_from_the_ab_ship_form() -> None:
-    body = (
-        "| metric | role | variant | effect | CI | p (adj.) |\n| --- | --- | --- | --- | --- | --- |\n"
-        "| conversion | primary | b | 0.0251 | 0.0102 .. 0.04 | 0.001 |\n"
-        "| revenue | guardrail | b | error: no data | | |\n"
-    )
-    assert ap.intervals(body) == [{"label": "conversion / b", "effect": 0.0251, "low": 0.0102, "high": 0.04}]
+def test_intervals_are_read_back_from_the_ab_ship_form_the_gate_writes(tmp_path) -> None:
+    import sys
+    from datetime import timedelta
+    from pathlib import Path
+
+    from include.abtest.analysis import analyse_experiment
+    from include.abtest.decision import ship_form
+    from modelgate_dev.abtest.generate import Population, generate
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "abtest"))
+    from ab_support import START, experiment
+
+    g = generate(Population(n_units=40_000, variants={"a": 1, "b": 1}, lifts={"b": 0.25}, seed=11), tmp_path, START, days=3)
+    exp = experiment(outcomes={"path": str(g.outcomes_path)})
+    res = analyse_experiment(exp, g.events_root, tmp_path, as_of=START + timedelta(days=3))
+    assert res["decision"]["decision"] == "ship"
+    got = {r["label"]: r for r in ap.intervals(ship_form(exp, res, None)["body"])}
+    want = {f"{m['name']} / {c['variant']}": c for m in res["metrics"] for c in m["comparisons"] if not c["error"]}
+    assert set(got) == set(want) and "conversion / b" in got
+    for label, c in want.items():
+        assert math.isclose(got[label]["effect"], c["effect"], rel_tol=1e-3, abs_tol=1e-9)
+        assert math.isclose(got[label]["low"], c["ci"][0], rel_tol=1e-3, abs_tol=1e-9)
+        assert math.isclose(got[label]["high"], c["ci"][1], rel_tol=1e-3, abs_tol=1e-9)
+    body = "| metric | role | variant | effect | CI | p (adj.) |\n| --- | --- | --- | --- | --- | --- |\n| r | g | b | error: x | | |"
+    assert ap.intervals(body) == []
 
 
 def test_pending_keeps_unanswered_requests_about_the_model_and_says_who_may_answer() -> None:
@@ -98,3 +116,23 @@ def test_page_escapes_what_comes_from_the_registry_and_forms() -> None:
     html = page.render(doc, "/modelgate", "ana")
     assert "<script>" not in html and "<img src=x>" not in html and "&lt;script&gt;" in html
     assert 'action="/modelgate/api/approvals/d/r%2F1/t/-1"' in html
+
+
+def test_desired_routes_come_from_the_control_plane_store_and_replicas_behind_it_are_flagged(tmp_path) -> None:
+    from include.evidence import replicas as rp
+    from modelgate_control.store import RouteStore
+
+    url = f"sqlite:///{tmp_path / 'control.db'}"
+    store = RouteStore(url, key_file=tmp_path / "secrets" / "audit-hmac.key")
+    doc = {"champion": "a", "variants": [{"name": "a", "uri": "models:/m/1", "weight_bp": 9500},
+                                         {"name": "b", "uri": "models:/m/2", "weight_bp": 500}]}  # fmt: skip
+    gen = store.put("m", doc, actor="ana", reason="canary stage 1")
+    store.dispose()
+    assert rp.desired("nope", url)["routes"] is None
+    got = rp.desired("m", url)
+    assert got["error"] is None and got["generation"] == gen == got["model_generation"]
+    assert got["weights"] == {"a": 95.0, "b": 5.0} and got["actor"] == "ana"
+    assert rp.behind({"generation": gen - 1}, gen) is True and rp.behind({"generation": gen}, gen) is False
+    assert rp.behind({"generation": None}, gen) is None
+    bad = rp.desired("m", f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    assert bad["error"] and bad["routes"] is None
