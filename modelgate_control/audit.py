@@ -155,7 +155,7 @@ def load_key(path: Path, create: bool) -> bytes:
     Raises:
         AuditError: the key is missing (and ``create`` is False), unreadable, or malformed.
     """
-    if create:
+    if create and not path.exists():  # an existing key may sit in a read-only folder (a mounted Secret)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if write_secret_file(path, secrets.token_hex(32).encode()):
             log.info("created audit key %s", path)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ class RouteStore:
 
     def apply(
         self,
-        changes: dict[str, RoutesDoc | None],
+        changes: Mapping[str, RoutesDoc | None],
         *,
         actor: str,
         reason: str,
@@ -214,7 +215,7 @@ class RouteStore:
     def _apply_once(
         self,
         key: bytes,
-        changes: dict[str, RoutesDoc | None],
+        changes: Mapping[str, RoutesDoc | None],
         actor: str,
         reason: str,
         run_id: str | None,

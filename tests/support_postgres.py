@@ -27,6 +27,22 @@ class Postgres:
     port: int
     bin: Path
     as_user: list[str]
+    data: Path | None = None
+    opts: str = ""
+    root: Path | None = None
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), keeping its data."""
+        assert self.data is not None
+        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                       check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port and data."""
+        assert self.data is not None and self.root is not None
+        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", self.opts, "-l",
+                        str(self.root / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True,
+                       timeout=120)
 
     def url(self, role: str, db: str) -> str:
         return f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/{db}"
@@ -68,7 +84,7 @@ def postgres_server(roles: tuple[str, ...]) -> Iterator[Postgres]:
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
                     "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=120)
-    pg = Postgres(port, pg_bin, as_user)
+    pg = Postgres(port, pg_bin, as_user, data, opts, root)
     try:
         for role in roles:
             res = pg.psql(f"CREATE ROLE {role} LOGIN")

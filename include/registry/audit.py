@@ -47,10 +47,12 @@ from modelgate_control.schema import (
     metadata,
     routes_generation,
 )
+from modelgate_control.store import RouteStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GENESIS", "AuditRecord", "append_audit", "audit_log", "metadata", "read_records", "record_mac", "verify"]
+__all__ = ["GENESIS", "AuditRecord", "append_audit", "audit_log", "metadata", "read_records", "record_mac", "route_store",
+           "verify"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,30 @@ def append_audit(
         log.info("audit #%d %s %s by %s", rec.id, action, subject, actor)
         return rec
     raise AuditError(f"cannot append to audit log: head kept moving after {retries} attempts")
+
+
+_stores: dict[str, RouteStore] = {}
+
+
+def route_store(url: str | None = None) -> RouteStore:
+    """Return the (cached) routes store in the audit database, signing with the secrets folder's audit key.
+
+    This is how the domain library (gates, reconcile) reads and writes desired routes: the same
+    database, key and head anchor as :func:`append_audit`, so route changes and other records form one
+    chain.
+
+    Args:
+        url: audit database URL (defaults to settings).
+
+    Returns:
+        The store.
+    """
+    url = _url(url)
+    with _engines_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = RouteStore(url, key_file=anchor.secrets_dir() / anchor.KEY_FILE)
+        return store
 
 
 def _existing_engine(url: str) -> sa.Engine:

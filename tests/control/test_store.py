@@ -154,3 +154,13 @@ def test_concurrent_puts_from_several_processes_all_land_with_distinct_generatio
         last[r.subject.split(":")[1]] = r.after
     assert s.snapshot()[1] == last
     assert json.dumps(last, sort_keys=True).count("champion") == 2
+
+
+def test_the_domain_library_store_signs_with_the_secrets_folder_key(tmp_path, _own_secrets):
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    s = audit.route_store(url)
+    assert s is audit.route_store(url) and s.key_file == _own_secrets / "audit-hmac.key"
+    s.put("churn", _doc(0), actor="airflow:canary_promotion", reason="stage 1", run_id="r1")
+    audit.append_audit("airflow:canary_promotion", "set_alias", "models:/churn@champion", None, {"v": 2}, url=url)
+    res = audit.verify(url)  # one chain and one head anchor, whichever API wrote
+    assert res.ok and res.records == 2 and res.notes == [], res

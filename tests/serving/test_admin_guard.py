@@ -102,7 +102,14 @@ def test_guard_cuts_a_failing_canary_to_zero_and_the_champion_keeps_answering(in
         ev = a.get("/admin/guard/events").json()["events"]
         assert len(ev) == 1 and ev[0]["variant"] == "canary" and "error rate" in ev[0]["reason"]
         assert ev[0]["weight_bp_before"] == 3000
-        assert a.get("/admin/changes").json()["changes"][-1]["actor"] == "guard"
+        assert a.get("/admin/changes").json()["changes"][-1]["actor"] == "router-guard"
+        # the cut is written through the routes store, so every replica follows it
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and r.app.control.store.generation() < 2:
+            time.sleep(0.05)
+        row = r.app.control.store.history("churn")
+        assert row["generation"] == 2 and row["actor"] == "router-guard" and "error rate" in row["reason"]
+        assert [v["weight_bp"] for v in row["document"]["variants"]] == [10000, 0]
         m = c.get("/metrics").text
         assert 'router_guard_trips_total{model="churn",variant="canary"} 1' in m
         stats = {s["variant"]: s for s in a.get("/admin/stats").json()["variants"]}

@@ -24,6 +24,7 @@ KINDS = {
 def load_all() -> dict[str, object]:
     api = ApiClient()
     objs: dict[str, object] = {}
+    headless: list[object] = []
     for f in sorted(DEPLOY.glob("*.yaml")):
         if f.name == "kustomization.yaml":
             continue
@@ -32,7 +33,11 @@ def load_all() -> dict[str, object]:
             assert kind in KINDS, f"{f.name}: unexpected kind {kind}"
             obj = api._ApiClient__deserialize(doc, KINDS[kind])  # the client's own model deserialiser
             assert api.sanitize_for_serialization(obj) == doc, f"{f.name}: fields the model does not know"
+            if kind == "Service" and doc["spec"].get("clusterIP") == "None":
+                headless.append(obj)
+                continue
             objs[kind] = obj
+    objs["headless"] = headless
     return objs
 
 
@@ -42,7 +47,7 @@ def objs():
 
 
 def test_every_manifest_deserialises_without_unknown_fields(objs):
-    assert set(objs) == set(KINDS)
+    assert set(objs) == set(KINDS) | {"headless"}
     kust = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     assert sorted(kust["resources"]) == sorted(
         p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml"
@@ -94,6 +99,27 @@ def test_service_hpa_pdb_and_network_policy_select_the_router_pods(objs):
     assert np_.spec.pod_selector.match_labels == sel
     assert set(np_.spec.policy_types) == {"Ingress", "Egress"}
     assert np_.spec.ingress[0].ports[0].port == 8500
+
+
+def test_routes_come_from_the_store_and_a_headless_service_lists_every_replica(objs):
+    c = objs["Deployment"].spec.template.spec.containers[0]
+    env = {e.name: e for e in c.env}
+    # the store URL (with its password) comes from a Secret, never from the manifest
+    assert env["ROUTER_STORE_URL"].value is None
+    assert env["ROUTER_STORE_URL"].value_from.secret_key_ref.key == "store-url"
+    key_dir = str(Path(env["ROUTER_AUDIT_KEY_FILE"].value).parent)
+    mounts = {m.mount_path: m for m in c.volume_mounts}
+    assert mounts[key_dir].read_only is True
+    vols = {v.name: v for v in objs["Deployment"].spec.template.spec.volumes}
+    assert vols[mounts[key_dir].name].secret.secret_name == env["ROUTER_STORE_URL"].value_from.secret_key_ref.name
+    # nothing routes-related lives on an emptyDir: the only routes file is the read-only seed ConfigMap
+    assert "--routes" in c.args and vols[mounts["/etc/modelgate"].name].config_map is not None
+    (headless,) = objs["headless"]
+    assert headless.spec.cluster_ip == "None"
+    assert headless.spec.selector == objs["Deployment"].spec.selector.match_labels
+    assert headless.spec.ports[0].port == 8500
+    egress_ports = {p.port for rule in objs["NetworkPolicy"].spec.egress for p in rule.ports}
+    assert 5432 in egress_ports
 
 
 def test_config_map_holds_a_valid_routes_document(objs):

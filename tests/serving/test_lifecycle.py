@@ -168,7 +168,7 @@ def test_readiness_turns_false_while_draining(router_factory, models):
         os.killpg(r.proc.pid, signal.SIGTERM)
         time.sleep(0.3)
         resp = held.get("/v2/health/ready")
-        assert resp.status_code == 503 and resp.json() == {"ready": False}
+        assert resp.status_code == 503 and resp.json() == {"ready": False, "generation": 1, "stale": False}
         assert resp.headers["connection"] == "close"
     assert r.proc.wait(timeout=30) == 0
 

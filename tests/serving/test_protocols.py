@@ -107,7 +107,10 @@ def test_mlflow_protocol_answers_what_onnxruntime_answers(router, models, body, 
 def test_metadata_health_metrics_and_openapi(router):
     with router.client() as c:
         assert c.get("/v2/health/live").json() == {"live": True}
-        assert c.get("/v2/health/ready").json() == {"ready": True}
+        ready = c.get("/v2/health/ready")
+        # the routes file seeded the store: generation 1, and the store is reachable
+        assert ready.json() == {"ready": True, "generation": 1, "stale": False}
+        assert ready.headers["x-routes-generation"] == "1"
         assert c.get("/v2/models/churn/ready").status_code == 200
         meta = c.get("/v2/models/churn").json()
         assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]

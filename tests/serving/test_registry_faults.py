@@ -53,7 +53,7 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
         first = inproc_factory(routes, name="first", tracking_uri=uri, cache_dir=cache)
         with first.client() as c:
             assert c.post("/invocations", json=BODY).headers["x-model-version"] == v
-            assert c.get("/v2/health/ready").json() == {"ready": True}
+            assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 1, "stale": False}
     finally:
         mlflow.set_tracking_uri(previous)
         stop(proc)  # the registry is down from here on

@@ -1,8 +1,11 @@
 """The admin API under ``/admin/``: read and change routes, reload the routes file, read stats and logs.
 
 Every request needs a bearer key with the role it asks for (``read`` to read, ``admin`` to change).
-Changes load their models off the event loop, swap the route table in one assignment and are appended
-to the change log; refused changes are remembered for ``GET /admin/errors``.
+Changes go through ``router.control``: models load and verify here first (off the event loop), then
+the change commits to the routes store with its audit record, then this replica serves the new
+generation (the others follow the store). Answers carry that ``generation``. Optional headers
+``X-Change-Reason`` and ``X-Run-Id`` are recorded with the change. Refused changes are remembered for
+``GET /admin/errors``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from urllib.parse import parse_qs
 import orjson
 
 from router.auth import KeyRing
-from router.changelog import doc_sha
 from router.codecs import decode_json, int_header
+from router.control import Control
 from router.dataplane import DataPlane
-from router.errors import BadRequest, NotFound, RouterError, RoutesInvalid
-from router.routes import NAME_PATTERN, load_document, parse_model_routes
-from router.tables import RouteTable, dump_routes
+from router.errors import BadRequest, NotFound
+from router.routes import NAME_PATTERN, parse_model_routes
+from router.tables import dump_routes
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -33,16 +36,16 @@ class AdminApi:
 
     Args:
         plane: the data plane.
+        control: the control module (store, loading, swaps).
         keys: the accepted bearer keys.
         read_body: reads a request body within the size limit.
     """
 
-    def __init__(self, plane: DataPlane, keys: KeyRing, read_body: ReadBody) -> None:
+    def __init__(self, plane: DataPlane, control: Control, keys: KeyRing, read_body: ReadBody) -> None:
         self.plane = plane
+        self.control = control
         self.keys = keys
         self.read_body = read_body
-        self.lock = asyncio.Lock()
-        """Serialises changes (and following the shared state file) within this process."""
 
     async def handle(
         self, method: str, path: str, scope: MutableMapping[str, Any], receive: Receive, h: dict[bytes, bytes]
@@ -67,11 +70,17 @@ class AdminApi:
         parts = path[len("/admin/") :].rstrip("/").split("/")
         if method == "GET":
             self.keys.require(auth, "read")
+            table = plane.table
             if parts == ["routes"]:
-                return _ok({"revision": plane.table.revision, "document": plane.table.doc.dump()})
+                return _ok(
+                    {"revision": table.revision, "generation": table.generation, "document": table.doc.dump()}
+                )
             if len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
                 mt = plane.model_table(parts[1])
-                return _ok({"model": mt.name, "revision": plane.table.revision, "routes": dump_routes(mt)})
+                return _ok(
+                    {"model": mt.name, "revision": table.revision, "generation": table.generation,
+                     "routes": dump_routes(mt)}
+                )
             if parts == ["stats"]:
                 return _ok({"variants": plane.all_stats()})
             if parts == ["guard", "events"]:
@@ -87,11 +96,11 @@ class AdminApi:
             key = self.keys.require(auth, "admin")
             if method == "PUT" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
                 body = await self.read_body(receive, int_header(h.get(b"content-length")))
-                return await self.put_routes(parts[1], body, key.name)
+                return await self.put_routes(parts[1], body, key.name, h)
             if method == "DELETE" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
-                return await self.delete_routes(parts[1], key.name)
+                return await self.delete_routes(parts[1], key.name, h)
             if method == "POST" and parts == ["reload"]:
-                return await self.reload(key.name)
+                return await self.reload(key.name, h)
             raise NotFound(f"no such admin path {method} {path}")
         return (
             405,
@@ -99,95 +108,60 @@ class AdminApi:
             [],
         )
 
-    async def put_routes(self, name: str, body: bytes, actor: str) -> Answer:
-        """Validate, load and install one model's routes.
+    async def put_routes(self, name: str, body: bytes, actor: str, h: dict[bytes, bytes]) -> Answer:
+        """Validate and load one model's routes here, commit them to the store, serve the new generation.
 
         Args:
             name: the model name.
             body: the routes as JSON.
-            actor: the key name (recorded in the change log).
+            actor: the key name (recorded in the store row, its audit record and the change log).
+            h: request headers (``X-Change-Reason``, ``X-Run-Id``).
 
         Returns:
-            The answer.
+            The answer, with the ``generation`` that carries the change.
         """
-        plane = self.plane
         if not re.match(NAME_PATTERN, name):
             raise BadRequest(f"model name {name!r} must match {NAME_PATTERN}")
         routes = parse_model_routes(decode_json(body), name)
-        async with self.lock:
-            before = dump_routes(plane.table.models[name]) if name in plane.table.models else None
-            try:
-                mt = await asyncio.to_thread(plane.build_model, name, routes)
-            except RouterError as e:
-                plane.report_error("routes.put", f"routes:{name}", e)
-                raise
-            plane.install(plane.replace_model(name, mt))
-            after = dump_routes(mt)
-            plane.record_change(actor, "routes.put", f"routes:{name}", before, after)
-        return _ok({"model": name, "revision": plane.table.revision, "routes": after})
+        reason, run_id = _why(h, f"PUT routes of {name}")
+        gen, after = await asyncio.to_thread(self.control.put, name, routes, actor, reason, run_id)
+        return _ok({"model": name, "revision": self.plane.table.revision, "generation": gen, "routes": after})
 
-    async def delete_routes(self, name: str, actor: str) -> Answer:
-        """Stop serving one model.
+    async def delete_routes(self, name: str, actor: str, h: dict[bytes, bytes]) -> Answer:
+        """Stop serving one model (on every replica: the removal goes through the store).
 
         Args:
             name: the model name.
             actor: the key name.
+            h: request headers (``X-Change-Reason``, ``X-Run-Id``).
 
         Returns:
             The answer.
         """
-        plane = self.plane
-        async with self.lock:
-            mt = plane.model_table(name)
-            before = dump_routes(mt)
-            plane.install(plane.replace_model(name, None))
-            plane.record_change(actor, "routes.delete", f"routes:{name}", before, None)
-        return _ok({"model": name, "revision": plane.table.revision, "deleted": True})
+        reason, run_id = _why(h, f"DELETE routes of {name}")
+        gen = await asyncio.to_thread(self.control.delete, name, actor, reason, run_id)
+        return _ok({"model": name, "revision": self.plane.table.revision, "generation": gen, "deleted": True})
 
-    async def reload(self, actor: str) -> Answer:
-        """Re-read the routes file and serve it (all models load before anything changes).
+    async def reload(self, actor: str, h: dict[bytes, bytes]) -> Answer:
+        """Make the routes file the desired state of every model (all models load before anything commits).
 
         Args:
             actor: the key name.
+            h: request headers (``X-Change-Reason``, ``X-Run-Id``).
 
         Returns:
             The answer.
         """
-        plane = self.plane
-        path = plane.settings.routes
-        if path is None:
-            raise BadRequest("the router was started without a routes file, so there is nothing to reload")
-        async with self.lock:
-            before = plane.table.doc.dump()
-            try:
-                doc = await asyncio.to_thread(load_document, path)
-                table: RouteTable = await asyncio.to_thread(plane.build_table, doc)
-            except RouterError as e:
-                plane.report_error("routes.reload", "routes:*", e)
-                raise
-            plane.origin_sha = doc_sha(await asyncio.to_thread(read_bytes, path))
-            plane.install(table)
-            plane.record_change(actor, "routes.reload", "routes:*", before, doc.dump())
-        return _ok({"revision": plane.table.revision, "document": doc.dump()})
+        reason, run_id = _why(h, "reload of the routes file")
+        gen, doc = await asyncio.to_thread(self.control.reload, actor, reason, run_id)
+        return _ok({"revision": self.plane.table.revision, "generation": gen, "document": doc})
 
 
-def read_bytes(path: Any) -> bytes:
-    """Read a routes file.
-
-    Args:
-        path: the file.
-
-    Returns:
-        Its bytes.
-
-    Raises:
-        RoutesInvalid: it cannot be read.
-    """
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise RoutesInvalid(f"cannot read routes file {path}: {e.strerror}") from e
+def _why(h: dict[bytes, bytes], default: str) -> tuple[str, str | None]:
+    """The reason (``X-Change-Reason``) and run id (``X-Run-Id``) of a change, each at most 300 characters."""
+    reason = h.get(b"x-change-reason", b"").decode("utf-8", "replace").strip()[:300] or default
+    rid = h.get(b"x-run-id", b"").decode("utf-8", "replace").strip()[:300] or None
+    return reason, rid
 
 
 def _ok(data: Any) -> Answer:

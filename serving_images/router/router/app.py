@@ -17,12 +17,12 @@ from router.auth import KeyRing
 from router.binary import HEADER, decode_binary, oip_answer
 from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds
 from router.consent import resolve_consent
+from router.control import Control
 from router.dataplane import DataPlane
 from router.errors import BadRequest, NotFound, NotReady, PayloadTooLarge, RouterError
 from router.grpc_service import EXTENSIONS, GrpcServer, start_grpc
 from router.metrics import render_metrics
 from router.openapi import openapi_document
-from router.statefile import RoutesState
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,8 @@ class RouterApp:
         self.keys = keys
         self.settings = plane.settings
         self.max_body = plane.settings.max_body_bytes
-        self.admin = AdminApi(plane, keys, self._read_body)
-        self.state = RoutesState(plane, self.admin.lock)
-        self._poll_task: asyncio.Task[None] | None = None
+        self.control = Control(plane)
+        self.admin = AdminApi(plane, self.control, keys, self._read_body)
         self.grpc: GrpcServer | None = None
         self.http_responses: dict[int, int] = {}
         self.in_flight = 0
@@ -83,8 +82,8 @@ class RouterApp:
                 return
 
     async def startup(self) -> None:
-        """Load the routes (persisted state if it derives from the same file), start the writers."""
-        await self.state.load()
+        """Serve the store's routes (the routes file seeds models it never held), start writers and polling."""
+        await asyncio.to_thread(self.control.start)
         self.plane.start()
         if self.settings.grpc_port is not None:
             self.grpc = await start_grpc(self)
@@ -93,14 +92,13 @@ class RouterApp:
         gc.collect()
         gc.freeze()
         self.plane.ready = True
-        self._poll_task = asyncio.create_task(self.state.follow())
+        self.control.start_polling()
         log.info("router ready: models %s (pid %d)", sorted(self.plane.table.models), os.getpid())
 
     async def shutdown(self) -> None:
         """Stop taking work, finish shadow work, flush events."""
         self.plane.ready = False
-        if self._poll_task is not None:
-            self._poll_task.cancel()
+        await asyncio.to_thread(self.control.stop)
         if self.grpc is not None:  # RPCs in flight finish (their events are flushed below)
             await self.grpc.stop(self.settings.drain_timeout_seconds)
         await asyncio.to_thread(self.plane.stop)
@@ -304,7 +302,7 @@ class RouterApp:
         if path == "/v2/health/live":
             return 200, b'{"live":true}', []
         if path == "/v2/health/ready":
-            return _readiness(plane)
+            return _readiness(plane, self.control)
         if path == "/metrics":
             return 200, render_metrics(plane, self).encode(), []
         if path == "/openapi.json":
@@ -341,14 +339,20 @@ def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, 
 _GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}
 
 
-def _readiness(plane: DataPlane) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """``/v2/health/ready``: 503 while starting or draining; names a registry outage it serves through."""
+def _readiness(plane: DataPlane, control: Control) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """``/v2/health/ready``: 503 while starting or draining; the routes generation served and whether the
+    store is out of reach (``stale``: still serving the last good routes); names a registry outage."""
     ok = plane.ready and not plane.draining
-    doc: dict[str, Any] = {"ready": ok}
+    gen = plane.table.generation
+    doc: dict[str, Any] = {"ready": ok, "generation": gen, "stale": control.stale}
     unreachable = plane.loader.resolver.unreachable
     if unreachable is not None:  # still serving, from the cache: say so
         doc["degraded"] = f"registry unreachable, serving cached models: {unreachable}"
-    return (200 if ok else 503), orjson.dumps(doc), []
+    if control.stale:
+        doc["store"] = f"routes store unreachable, serving generation {gen}: {control.stale_reason}"
+    if control.behind is not None:
+        doc["behind"] = control.behind
+    return (200 if ok else 503), orjson.dumps(doc), [(b"x-routes-generation", b"%d" % gen)]
 
 
 def _internal(e: Exception, method: Any, path: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

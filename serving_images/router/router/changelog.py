@@ -1,8 +1,9 @@
-"""The router's own records on disk: accepted changes (JSONL), the shared routes state file, refusals."""
+"""The router's own records on disk: accepted changes and guard cuts (JSONL), and refusals in memory.
+
+The routes themselves live in the control-plane store (``router.control``), never here."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class ChangeLog:
-    """Appends accepted changes to ``changes.jsonl``, persists the routes state, remembers refusals.
+    """Appends accepted changes to ``changes.jsonl`` and guard cuts to ``guard-events.jsonl``, remembers refusals.
 
     Args:
         state_dir: the router's state directory (created if missing).
@@ -26,7 +27,6 @@ class ChangeLog:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.changes_path = state_dir / "changes.jsonl"
         self.guard_path = state_dir / "guard-events.jsonl"
-        self.state_path = state_dir / "routes-state.json"
         self.load_errors: list[dict[str, Any]] = []
         self.guard_events: list[dict[str, Any]] = []
 
@@ -60,16 +60,6 @@ class ChangeLog:
         append_jsonl(self.changes_path, rec)
         log.info("routes change %s %s by %s (revision %d)", action, subject, actor, revision)
         return rec
-
-    def persist(self, document: dict[str, Any], origin_sha: str | None) -> None:
-        """Write the routes document as the shared state file (atomically).
-
-        Args:
-            document: the accepted routes document.
-            origin_sha: sha256 of the routes file it derives from.
-        """
-        state = {"origin_sha": origin_sha, "stamp": time.time_ns(), "pid": os.getpid(), "document": document}
-        write_json(self.state_path, state)
 
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the last ``limit`` accepted changes, oldest first.
@@ -111,18 +101,6 @@ class ChangeLog:
         append_jsonl(self.guard_path, event)
 
 
-def doc_sha(text: bytes) -> str:
-    """Return the sha256 of a routes file's bytes (ties the persisted state to its origin).
-
-    Args:
-        text: file bytes.
-
-    Returns:
-        Hex digest.
-    """
-    return hashlib.sha256(text).hexdigest()
-
-
 def append_jsonl(path: Path, rec: dict[str, Any]) -> None:
     """Append one JSON line with a single ``write`` on an ``O_APPEND`` descriptor (whole lines only).
 
@@ -157,15 +135,3 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 log.warning("skipping a damaged line in %s", path)
     return out
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a JSON file atomically (temporary file, then rename).
-
-    Args:
-        path: the file.
-        data: the object.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)

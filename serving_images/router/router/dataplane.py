@@ -45,7 +45,6 @@ class DataPlane:
     def __init__(self, settings: RouterSettings) -> None:
         self.settings = settings
         self.log = ChangeLog(settings.state_dir)
-        self.state_path = self.log.state_path
         self.loader = ModelLoader(settings)
         self.table = RouteTable(RoutesDocument(), {}, None)
         self.ready = False
@@ -67,7 +66,8 @@ class DataPlane:
         self.input_sample = settings.events_input_sample if self.sink is not None else 0.0
         self._seq = 0
         self._rid_prefix = f"{os.getpid():x}-{int(time.time()):x}-"
-        self.origin_sha: str | None = None
+        self.on_trip: Callable[[str, str, str, dict[str, int]], None] | None = None
+        """Set by the control module: how a guard trip is carried out (cut here, then through the store)."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -122,10 +122,10 @@ class DataPlane:
         self.table = table
         self.loader.release(table)
 
-    # ---------------------------------------------------------------- change log and state
+    # ---------------------------------------------------------------- change log
 
     def record_change(self, actor: str, action: str, subject: str, before: Any, after: Any) -> dict[str, Any]:
-        """Append an accepted change to the change log and persist the routes state.
+        """Append an accepted change to this replica's change log.
 
         Args:
             actor: who made it (key name, ``guard``, ``startup``).
@@ -137,13 +137,7 @@ class DataPlane:
         Returns:
             The record written.
         """
-        rec = self.log.record(actor, action, subject, before, after, self.table.revision)
-        self.persist_state()
-        return rec
-
-    def persist_state(self) -> None:
-        """Write the current routes document as the shared state file (atomically)."""
-        self.log.persist(self.table.doc.dump(), self.origin_sha)
+        return self.log.record(actor, action, subject, before, after, self.table.revision)
 
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the last ``limit`` accepted changes, oldest first."""
@@ -323,8 +317,12 @@ class DataPlane:
             observe(self, mt, v, ok, latency)
 
     def trip(self, model: str, variant: str, reason: str, window: dict[str, int]) -> None:
-        """Cut a variant to zero weight, give its weight to the champion, and record why (``router.guard``)."""
-        cut_variant(self, model, variant, reason, window)
+        """Cut a variant to zero weight, give its weight to the champion, and record why (``router.guard``);
+        with a control module, it also writes the cut through the store."""
+        if self.on_trip is not None:
+            self.on_trip(model, variant, reason, window)
+        else:
+            cut_variant(self, model, variant, reason, window)
 
     # ---------------------------------------------------------------- admin reads
 

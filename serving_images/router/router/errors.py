@@ -94,3 +94,10 @@ class InferenceError(RouterError):
 
     status = 500
     code = "inference_failed"
+
+
+class StoreUnreachable(RouterError):
+    """Raised when a route change cannot reach the control-plane store (nothing changed)."""
+
+    status = 503
+    code = "store_unavailable"

@@ -2,14 +2,15 @@
 
 When the window holds at least ``min_requests`` and the error share exceeds ``max_error_rate`` or the
 share slower than ``max_latency_ms`` exceeds ``max_slow_rate``, the variant's weight goes to the
-champion at once, and the cut is recorded (guard event, change log, persisted routes state).
+champion at once in this replica, and the cut is recorded (guard event, change log); the control
+thread then writes it through the store, so every replica stops sending traffic to the variant.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from router.routes import ModelRoutes
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from router.tables import ModelTable, VariantRuntime
 
 log = logging.getLogger(__name__)
+
+GUARD_ACTOR = "router-guard"
+"""The actor of guard cuts, in the change log and in the store's audit records."""
 
 
 def observe(plane: DataPlane, mt: ModelTable, v: VariantRuntime, ok: bool, latency: float) -> None:
@@ -41,8 +45,32 @@ def observe(plane: DataPlane, mt: ModelTable, v: VariantRuntime, ok: bool, laten
         plane.trip(mt.name, v.name, reason, {"requests": n, "errors": errs, "slow": slow})
 
 
-def cut_variant(plane: DataPlane, model: str, variant: str, reason: str, window: dict[str, int]) -> None:
-    """Cut a variant to zero weight, give its weight to the champion, and record why.
+def cut_document(data: dict[str, Any], variant: str, champion: str) -> int:
+    """Set ``variant``'s weight to 0 in routes data and give it to ``champion`` (in place).
+
+    Args:
+        data: one model's routes as JSON data.
+        variant: the variant to cut.
+        champion: the variant that receives its weight.
+
+    Returns:
+        The weight cut (0 when it already had none).
+    """
+    cut = 0
+    for v in data["variants"]:
+        if v["name"] == variant:
+            cut, v["weight_bp"] = v["weight_bp"], 0
+    for v in data["variants"]:
+        if v["name"] == champion:
+            v["weight_bp"] += cut
+    return cut
+
+
+def cut_variant(plane: DataPlane, model: str, variant: str, reason: str, window: dict[str, int]) -> bool:
+    """Cut a variant to zero weight in the table served now, give its weight to the champion, record why.
+
+    This is the local, immediate half of a trip; ``router.control`` writes the cut through the store
+    so that every replica follows.
 
     Args:
         plane: the data plane.
@@ -50,19 +78,16 @@ def cut_variant(plane: DataPlane, model: str, variant: str, reason: str, window:
         variant: the variant to cut.
         reason: why, in words.
         window: the guard window counts that triggered it.
+
+    Returns:
+        Whether anything was cut (False when the variant already had no weight).
     """
     mt = plane.table.models.get(model)
     if mt is None or variant not in mt.variants or mt.variants[variant].weight_bp == 0:
-        return
+        return False
     before = mt.routes.model_dump(mode="json")
     data = mt.routes.model_dump(mode="json")
-    cut = 0
-    for v in data["variants"]:
-        if v["name"] == variant:
-            cut, v["weight_bp"] = v["weight_bp"], 0
-    for v in data["variants"]:
-        if v["name"] == mt.champion:
-            v["weight_bp"] += cut
+    cut = cut_document(data, variant, mt.champion)
     routes = ModelRoutes.model_validate(data)
     new_mt = plane.loader.model_table(model, routes, {r.name: r.model for r in mt.runtimes()})
     new_mt.variants[variant].stats.reset_guard()
@@ -80,4 +105,5 @@ def cut_variant(plane: DataPlane, model: str, variant: str, reason: str, window:
         }
     )
     log.warning("guard cut %s/%s to 0 bp: %s", model, variant, reason)
-    plane.record_change("guard", "guard.cut", f"routes:{model}", before, routes.model_dump(mode="json"))
+    plane.record_change(GUARD_ACTOR, "guard.cut", f"routes:{model}", before, routes.model_dump(mode="json"))
+    return True

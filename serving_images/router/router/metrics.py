@@ -89,6 +89,12 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
     add("# HELP router_routes_revision Revision of the route table served now.")
     add("# TYPE router_routes_revision gauge")
     add(f"router_routes_revision {plane.table.revision}")
+    add("# HELP router_routes_generation Generation of the routes store served now (equal on every converged replica).")
+    add("# TYPE router_routes_generation gauge")
+    add(f"router_routes_generation {plane.table.generation}")
+    add("# HELP router_routes_stale 1 while the routes store is unreachable (the last good routes are served).")
+    add("# TYPE router_routes_stale gauge")
+    add(f"router_routes_stale {int(app.control.stale)}")
     resolver = plane.loader.resolver
     add(
         "# HELP router_registry_unreachable 1 while the latest registry call failed (models served from the cache)."

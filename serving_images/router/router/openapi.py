@@ -199,7 +199,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v2/health/ready": {
                 "get": {
-                    "summary": "Readiness (503 while starting or draining)",
+                    "summary": "Readiness (503 while starting or draining); body ready, generation (routes "
+                    "store generation served), stale (store unreachable); header X-Routes-Generation",
                     "responses": {"200": _ok({"type": "object"}), "503": _ERR},
                 }
             },
@@ -248,24 +249,31 @@ def openapi_document() -> dict[str, Any]:
             "/admin/models/{name}/routes": {
                 **_admin_get("One model's routes", [_NAME]),
                 "put": {
-                    "summary": "Replace one model's routes: validated, loaded, warmed, swapped atomically",
+                    "summary": "Replace one model's routes: validated and loaded here, committed to the routes "
+                    "store (answer carries its generation), followed by every replica",
                     "security": _BEARER,
                     "parameters": [_NAME],
                     "requestBody": {"required": True, **_json(routes)},
-                    "responses": {"200": _ok({"type": "object"}), "400": _ERR, "401": _ERR, "403": _ERR},
+                    "responses": {
+                        "200": _ok({"type": "object"}), "400": _ERR, "401": _ERR, "403": _ERR, "503": _ERR,
+                    },
                 },
                 "delete": {
-                    "summary": "Stop serving a model",
+                    "summary": "Stop serving a model (on every replica, through the routes store)",
                     "security": _BEARER,
                     "parameters": [_NAME],
-                    "responses": {"200": _ok({"type": "object"}), "401": _ERR, "403": _ERR, "404": _ERR},
+                    "responses": {
+                        "200": _ok({"type": "object"}), "401": _ERR, "403": _ERR, "404": _ERR, "503": _ERR,
+                    },
                 },
             },
             "/admin/reload": {
                 "post": {
-                    "summary": "Reload the routes file",
+                    "summary": "Make the routes file the desired state of every model (through the store)",
                     "security": _BEARER,
-                    "responses": {"200": _ok({"type": "object"}), "400": _ERR, "401": _ERR, "403": _ERR},
+                    "responses": {
+                        "200": _ok({"type": "object"}), "400": _ERR, "401": _ERR, "403": _ERR, "503": _ERR,
+                    },
                 }
             },
             "/admin/stats": _admin_get("Per-variant live statistics"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -43,7 +44,7 @@ class RouterSettings(BaseSettings):
     """TCP port of the OIP v2 gRPC service (``inference.GRPCInferenceService``) on ``host``; unset: off."""
 
     workers: int = Field(default=1, ge=1, le=64)
-    """Worker processes; each holds its own sessions and follows the shared routes state file."""
+    """Worker processes; each holds its own sessions and follows the routes store."""
 
     admin_token: SecretStr | None = None
     """Bearer token of the ``admin`` key (roles admin, read, pin). Without it the admin API refuses all."""
@@ -125,8 +126,21 @@ class RouterSettings(BaseSettings):
     ssl_keyfile: Path | None = None
     """TLS private key (PEM)."""
 
-    state_poll_seconds: float = Field(default=1.0, gt=0)
-    """How often a worker checks the shared routes state file for changes made by another worker."""
+    store_url: str | None = None
+    """SQLAlchemy URL of the control-plane store (desired routes + audit log) that every replica follows:
+    PostgreSQL in production, the stack's SQLite audit database locally. Unset: a SQLite file
+    ``state_dir/control.db`` of this router alone (standalone use; ``--routes`` seeds it)."""
+
+    store_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often the control thread reads the store's generation (one small query)."""
+
+    store_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Busy timeout (SQLite) or connect timeout (PostgreSQL) of store calls."""
+
+    audit_key_file: Path | None = None
+    """HMAC key of the audit log that route changes are appended to (the same key as the domain library's
+    ``<secrets>/audit-hmac.key``). Unset: ``MODELGATE_SECRETS_DIR`` or ``MODELGATE_HOME/secrets`` when
+    set, else ``state_dir/secrets``; created 0600 when missing."""
 
     log_level: str = "info"
     """Python logging level."""
@@ -137,6 +151,19 @@ class RouterSettings(BaseSettings):
         if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {v!r}")
         return v.lower()
+
+    def resolved_store_url(self) -> str:
+        """Return the store URL (a SQLite file under the state dir when none is set)."""
+        return self.store_url or f"sqlite:///{(self.state_dir / 'control.db').resolve()}"
+
+    def resolved_audit_key_file(self) -> Path:
+        """Return the audit key file (see ``audit_key_file``)."""
+        if self.audit_key_file is not None:
+            return self.audit_key_file
+        folder = os.environ.get("MODELGATE_SECRETS_DIR")
+        if not folder and os.environ.get("MODELGATE_HOME"):
+            folder = str(Path(os.environ["MODELGATE_HOME"]) / "secrets")
+        return (Path(folder) if folder else self.state_dir / "secrets") / "audit-hmac.key"
 
     def resolved_cache_dir(self) -> Path:
         """Return the artifact cache directory."""

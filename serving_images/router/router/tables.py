@@ -82,6 +82,8 @@ class RouteTable:
     models: dict[str, ModelTable]
     default_model: str | None
     revision: int = 0
+    generation: int = 0
+    """The store generation this table serves (a guard cut not yet written keeps the old one)."""
 
 
 class ModelLoader:
@@ -225,7 +227,20 @@ class ModelLoader:
         doc = parse_document(
             {"default_model": default, "models": {k: v.model_dump(mode="json") for k, v in docs.items()}}
         )
-        return RouteTable(doc, models, self._default(doc))
+        return RouteTable(doc, models, self._default(doc), generation=cur.generation)
+
+    def table_of(self, doc: RoutesDocument, models: dict[str, ModelTable], generation: int) -> RouteTable:
+        """Return a table of already built model tables (not yet installed).
+
+        Args:
+            doc: the validated document.
+            models: model name to its table, one per model of ``doc``.
+            generation: the store generation it serves.
+
+        Returns:
+            The table.
+        """
+        return RouteTable(doc, models, self._default(doc), generation=generation)
 
     def release(self, table: RouteTable) -> None:
         """Forget loaded models that ``table`` (now served) no longer uses.
