@@ -349,6 +349,10 @@ def up(cfg: StackConfig, timeout: float = 240.0) -> int:
         start_new_session=True,
     )
     cfg.pidfile.write_text(str(proc.pid))
+    if production(cfg):
+        from modelgate_dev.production.workers import start_workers
+
+        start_workers(cfg, env)
     settings_file(cfg).write_text(json.dumps({"MODELGATE_CANARY_POLICY": env["MODELGATE_CANARY_POLICY"]}))
     return _wait(cfg, timeout)
 
@@ -388,7 +392,9 @@ def down(cfg: StackConfig, timeout: float = 30.0) -> int:
     pid = running_pid(cfg)
     if production(cfg):
         from modelgate_dev.production.profile import pg_cluster
+        from modelgate_dev.production.workers import stop_workers
 
+        stop_workers(cfg, timeout)
         if pid is not None:
             _stop_group(pid, timeout)
         if pg_cluster(cfg).stop():

@@ -323,6 +323,7 @@ class _Demo:
         """Write ``<home>/demo/summary.json`` and return it."""
         from include.registry import audit
         from include.registry import registry as reg
+        from modelgate_dev.production.readback import profile_summary
 
         described = reg.describe(self.name)
         verified = audit.verify()
@@ -344,6 +345,7 @@ class _Demo:
             "ab": ab,
             "drift": drift,
             "audit": {"ok": verified.ok, "records": verified.records, "problems": verified.problems},
+            "profile": profile_summary(self.cfg, self.env, self.scenario),
             "stages": self.stages,
             "seconds": round(time.monotonic() - self.started, 1),
         }

@@ -28,11 +28,14 @@ def prometheus_url(cfg: StackConfig) -> str:
 
 
 def health(cfg: StackConfig) -> dict[str, bool]:
-    """Health of the profile's own services: PostgreSQL (postmaster alive), Redis (PING), Prometheus (ready)."""
+    """Health of the profile's own services: Celery workers and PostgreSQL (process alive), Redis (PING),
+    Prometheus (answers its API)."""
     from modelgate_dev.production.profile import pg_cluster, ports
+    from modelgate_dev.production.workers import WORKERS, label, worker_pid
 
     ready = _json(f"{prometheus_url(cfg)}/api/v1/status/runtimeinfo")
     return {
+        **{label(w): worker_pid(cfg, w) is not None for w in WORKERS},
         "postgres": pg_cluster(cfg).pid() is not None,
         "redis": redis_ping(ports(cfg)["redis"]),
         "prometheus": isinstance(ready, dict) and ready.get("status") == "success",

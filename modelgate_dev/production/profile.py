@@ -179,8 +179,8 @@ def procfile(cfg: StackConfig, lines: list[str]) -> list[str]:
     """The embedded Procfile's lines turned into the production topology's.
 
     MLflow reads its backend store and artifact root from the environment (the contract's
-    ``MLFLOW_BACKEND_STORE_URI``/``MLFLOW_ARTIFACTS_DESTINATION``) instead of the SQLite flags; Redis,
-    two Celery workers (queues from the contract) and Prometheus are added.
+    ``MLFLOW_BACKEND_STORE_URI``/``MLFLOW_ARTIFACTS_DESTINATION``) instead of the SQLite flags; Redis
+    and Prometheus are added. The Celery workers run outside honcho (:mod:`modelgate_dev.production.workers`).
     """
     out = []
     for line in lines:
@@ -193,14 +193,6 @@ def procfile(cfg: StackConfig, lines: list[str]) -> list[str]:
         f"redis: exec redis-server --bind 127.0.0.1 --port {p['redis']} --save '' --appendonly no "
         f"--dir {home}/redis"
     )
-    for i, name in enumerate(("airflow-worker", "airflow-worker-gpu")):
-        queues = ",".join(contract.SERVICES[name].queues)
-        label = name.removeprefix("airflow-").replace("-", "")
-        # each worker serves its task logs on its own port
-        out.append(
-            f"{label}: AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT={cfg.airflow_port + 1 + i} exec airflow celery "
-            f"worker --queues {queues} --concurrency 2 --celery-hostname {label}@%h"
-        )
     out.append(
         f"prometheus: exec prometheus --config.file={home}/prometheus/prometheus.yml "
         f"--storage.tsdb.path={home}/prometheus/data --web.listen-address=127.0.0.1:{p['prometheus']}"
