@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 
@@ -259,3 +261,57 @@ def test_sigterm_drains_grpc_readiness_false_answers_kept_every_answer_an_event(
     assert {s for _, s in refused} <= {"UNAVAILABLE", "CANCELLED"}, refused[:20]
     assert all(t > 1.2 for t, _ in refused), refused[:20]  # nothing refused during the grace period
     assert "gRPC server on port" in r.log() and "events flushed" in r.log()
+
+
+def test_grpc_serves_tls_with_the_routers_certificate(tmp_path, models):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)),
+            *("-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    r = start_router(
+        tmp_path / "tls",
+        two_variants(models["a"], models["b"]),
+        args=["--grpc-port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+        scheme="https",
+        wait=False,
+    )
+    g = OipGrpc(f"127.0.0.1:{port}")
+    g.channel = grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(cert.read_bytes()))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp, _ = g.call("ModelInfer", g.infer("churn", {"input": ROWS}))
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, r.log()
+                assert r.proc.poll() is None, r.log()
+                time.sleep(0.25)
+        assert raw_outputs(resp)["probabilities"].shape == (3, 2)
+        plain = OipGrpc(f"127.0.0.1:{port}")  # a plaintext client cannot talk to the TLS port
+        with pytest.raises(grpc.RpcError) as e:
+            plain.call("ServerLive", plain.pb.ServerLiveRequest())
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        plain.close()
+    finally:
+        g.close()
+        stop(r.proc)
+
+
+def test_a_grpc_port_in_use_fails_the_start_with_a_message(tmp_path, models):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(RuntimeError) as e:
+            start_router(
+                tmp_path / "busy", two_variants(models["a"], models["b"]), args=["--grpc-port", str(port)]
+            )
+    assert f"gRPC cannot listen on 127.0.0.1:{port}" in str(e.value)
