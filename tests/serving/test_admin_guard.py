@@ -140,3 +140,22 @@ def test_guard_cut_survives_a_restart(router_factory, models, tmp_path):
             10000,
             0,
         ]
+
+
+def test_the_routes_file_seeds_only_models_the_store_never_held(inproc_factory, models):
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=500), name="seeded")
+    with r.admin() as a:
+        routes = a.get("/admin/models/churn/routes").json()["routes"]
+        routes["variants"][1]["weight_bp"], routes["variants"][0]["weight_bp"] = 2500, 7500
+        assert a.put("/admin/models/churn/routes", json=routes).json()["generation"] == 2
+    r.close()
+    # restart on the same state dir with an edited file: the accepted change of churn stays, the new
+    # model of the file is seeded
+    doc = two_variants(models["a"], models["c"], canary_bp=100)
+    doc["models"]["fraud"] = {"variants": [{"name": "v1", "uri": str(models["c"]), "weight_bp": 10000}]}
+    r2 = inproc_factory(doc, name="seeded")
+    with r2.admin() as a, r2.client() as c:
+        got = a.get("/admin/models/churn/routes").json()
+        assert got["generation"] == 3 and got["routes"] == routes
+        assert c.post("/models/fraud/invocations", json=BODY).headers["x-variant"] == "v1"
+        assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 3, "stale": False}

@@ -179,3 +179,29 @@ def test_store_down_during_traffic_replicas_serve_report_stale_and_catch_up(repl
         assert r.stop() == 0
         assert count_events(r.events_root) == len(statuses) + PROBES[r.url]
         assert "routes store unreachable" in r.log() or "reachable again" in r.log()
+
+
+def test_a_guard_trip_on_one_replica_stops_the_variant_on_every_replica(replicas, models, tmp_path):
+    url = f"sqlite:///{tmp_path / 'control.db'}"
+    guard = {"window": 20, "min_requests": 5, "max_error_rate": 0.1}
+    rs = replicas(two_variants(models["a"], models["broken"], canary_bp=5000, guard=guard), 2, url)
+    statuses = []
+    with httpx.Client(base_url=rs[0].url, timeout=10) as c:  # traffic reaches replica 0 only
+        for i in range(200):
+            statuses.append(c.post("/invocations", json=BODY, headers={"X-Unit-Id": f"u{i}"}).status_code)
+            if i % 5 == 4 and 500 in statuses:
+                w = httpx.get(f"{rs[0].url}/metrics").text
+                if 'router_variant_weight_bp{model="churn",variant="canary"} 0' in w:
+                    break
+    assert 500 in statuses  # the broken canary failed until the guard tripped on replica 0
+    # replica 1 never saw a failure, yet stops sending to the canary: the cut went through the store
+    wait_for(lambda: ready(rs[1])["generation"] == 2, 5.0, "replica 1 follows the guard's cut")
+    for r in rs:
+        m = httpx.get(f"{r.url}/metrics").text
+        assert 'router_variant_weight_bp{model="churn",variant="champion"} 10000' in m
+        assert 'router_variant_weight_bp{model="churn",variant="canary"} 0' in m
+        assert "router_routes_generation 2\n" in m
+    assert {served_variant(rs[1]) for _ in range(20)} == {"champion"}
+    cut = [r for r in audit.read_records(url) if r.action == "guard.cut"]
+    assert len(cut) == 1 and cut[0].actor == "router-guard"
+    assert [v["weight_bp"] for v in cut[0].after["variants"]] == [10000, 0]
