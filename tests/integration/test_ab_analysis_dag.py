@@ -195,6 +195,62 @@ def test_approval_promotes_the_winner_in_registry_and_router_with_audit_records(
     assert verify(env["audit_url"]).ok
 
 
+class _Killed(BaseException):
+    """The promote task's process died at a fault point (no ``except Exception`` catches it)."""
+
+
+@pytest.mark.parametrize("point", ["abtest:marked", "abtest:routes_converged", "abtest:aliases_moved"])
+def test_ship_killed_between_saga_steps_completes_once_and_the_experiment_is_concluded(
+    promotion_env, tracking_uri, point
+) -> None:
+    from include.abtest import pipeline
+    from include.abtest.decision import PromotionError
+    from include.canary import hooks
+    from include.registry.audit import read_records
+    from include.registry.registry import get_alias_version
+    from plugins.router_hook import RouterHook
+
+    env = promotion_env
+    summary = _summary(env, tracking_uri)
+    answer = {"chosen_options": ["Approve"], "params_input": {"reason": "clear win"},
+              "responded_by_user": {"id": "7", "name": "ana"}}  # fmt: skip
+    conf = {"experiments_dir": str(env["exps"])}
+
+    def kill(reached: str) -> None:
+        if reached == point:
+            raise _Killed(reached)
+
+    undo = hooks.on_point(kill)
+    try:
+        with pytest.raises(_Killed):
+            pipeline.promote_winner(summary, answer, actor="airflow:ab_analysis", run_id="run-1",
+                                    routes=RouterHook(actor="ana"), conf=conf)  # fmt: skip
+    finally:
+        undo()
+    # concluded from the first step: an analysis now reports it instead of an SRM on the new split
+    again = pipeline.analyse("ship-exp", "later", conf, tracking_uri)
+    assert again["decision"] == "concluded" and "shipping" in again["reason"] and again["run_id"] is None
+    if point == "abtest:marked":
+        assert get_alias_version(env["name"], "champion") == env["ver1"], "nothing served changed yet"
+    done = pipeline.promote_winner(summary, answer, actor="airflow:ab_analysis", run_id="run-2",
+                                   routes=RouterHook(actor="ana"), conf=conf)  # fmt: skip
+    assert done["resumed"] is True and done["version"] == env["ver2"]
+    assert get_alias_version(env["name"], "champion") == env["ver2"]
+    assert get_alias_version(env["name"], "previous_champion") == env["ver1"]
+    routes = RouterHook().get_routes(env["name"])
+    assert {v["name"]: v["weight_bp"] for v in routes["variants"]} == {"a": 0, "b": 10000}
+    assert routes["champion"] == "b"
+    with pytest.raises(PromotionError, match="an experiment ships once"):
+        pipeline.promote_winner(summary, answer, actor="airflow:ab_analysis", run_id="run-3",
+                                routes=RouterHook(actor="ana"), conf=conf)  # fmt: skip
+    later = pipeline.analyse("ship-exp", "later", conf, tracking_uri)
+    assert later["decision"] == "concluded" and "shipped b" in later["reason"]
+    records = read_records(env["audit_url"])
+    assert [r.action for r in records].count("abtest.concluded") == 1, "one ship"
+    moves = [(r.subject.rsplit("@", 1)[1], r.after["version"]) for r in records if r.action == "set_alias"]
+    assert moves == [("previous_champion", env["ver1"]), ("champion", env["ver2"])], "each alias moved once"
+
+
 @pytest.mark.parametrize(
     ("answer", "outcome", "reason"),
     [
