@@ -129,6 +129,12 @@ class PgCluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(pwfile, "postgres", "postgres")
+            if self._run("test", "-r", str(pwfile)).returncode != 0:
+                pwfile.unlink(missing_ok=True)
+                raise ServiceError(
+                    f"the postgres user cannot reach {self.root} (the server runs as postgres): make the "
+                    "folders above it traversable (chmod o+x) or set MODELGATE_HOME elsewhere"
+                )
         try:
             res = self._run(
                 str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
