@@ -315,3 +315,27 @@ def test_a_grpc_port_in_use_fails_the_start_with_a_message(tmp_path, models):
                 tmp_path / "busy", two_variants(models["a"], models["b"]), args=["--grpc-port", str(port)]
             )
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in str(e.value)
+
+
+def test_every_worker_serves_the_grpc_port(tmp_path, models):
+    port = free_port()
+    r = start_router(
+        tmp_path / "workers",
+        two_variants(models["a"], models["b"]),
+        args=["--grpc-port", str(port), "--workers", "2"],
+    )
+    pids = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            g = OipGrpc(f"127.0.0.1:{port}")  # a new connection each time: the kernel spreads them
+            try:
+                _, call = g.call("ModelInfer", g.infer("churn", {"input": ROWS}))
+                pids.add(dict(call.initial_metadata())["x-request-id"].split("-")[0])  # pid prefix
+            except grpc.RpcError:
+                time.sleep(0.2)  # the second worker may still be loading
+            finally:
+                g.close()
+    finally:
+        stop(r.proc)
+    assert len(pids) == 2, r.log()
