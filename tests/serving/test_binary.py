@@ -302,3 +302,25 @@ def test_binary_answer_on_the_wire_has_its_headers(router_factory, models):
     assert int(resp.headers["content-length"]) == len(resp.content)
     _, out = split(resp)
     assert out["label"].tolist() == [1, 0, 1] and out["score"].shape == (3, 1)
+
+
+def test_an_unknown_output_is_refused_before_scoring(router):
+    def scored(c):
+        return sum(
+            float(line.split()[-1])
+            for line in c.get("/metrics").text.splitlines()
+            if line.startswith('router_requests_total{model="churn"')
+        )
+
+    body = {
+        "inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32", "data": ROWS.ravel().tolist()}],
+        "outputs": [{"name": "probabilities"}, {"name": "nope"}],
+    }
+    with router.client() as c:
+        before = scored(c)
+        r = c.post("/v2/models/churn/infer", json=body)
+        assert r.status_code == 400 and "model has no output 'nope'" in r.json()["error"]
+        assert scored(c) == before  # no statistics, no event: the model never ran
+        body["outputs"] = [{"name": "probabilities"}]
+        assert c.post("/v2/models/churn/infer", json=body).status_code == 200
+        assert scored(c) == before + 1

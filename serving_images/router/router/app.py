@@ -14,7 +14,7 @@ import orjson
 from router import __version__
 from router.admin import AdminApi
 from router.auth import KeyRing
-from router.binary import HEADER, decode_binary, oip_answer
+from router.binary import HEADER, check_outputs, decode_binary, oip_answer
 from router.codecs import decode_json, int_header, mlflow_feeds, mlflow_response, oip_feeds
 from router.consent import resolve_consent
 from router.control import Control
@@ -333,7 +333,10 @@ class RouterApp:
 
 
 def _oip_feeds(req: Any, model: Any, allow_non_finite: bool) -> tuple[dict[str, Any], bool]:
-    return oip_feeds(req, model, allow_non_finite), False
+    feeds = oip_feeds(req, model, allow_non_finite)
+    if "outputs" in req:  # refused before scoring, so a refused request leaves no event
+        check_outputs(req["outputs"], model)
+    return feeds, False
 
 
 _GET_PATHS = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/v2"}

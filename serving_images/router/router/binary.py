@@ -87,6 +87,23 @@ def decode_binary(body: bytes, header_length: bytes) -> Any:
     return req
 
 
+def check_outputs(wanted: Any, model: OnnxModel) -> None:
+    """Check the ``outputs`` of an OIP v2 REST request against the model.
+
+    Args:
+        wanted: the request's ``outputs``.
+        model: the chosen model.
+
+    Raises:
+        BadRequest: not a list of objects, or a name the model does not have.
+    """
+    if not isinstance(wanted, list) or not all(isinstance(w, dict) for w in wanted):
+        raise BadRequest("'outputs' must be a list of objects with a 'name'")
+    for w in wanted:
+        if w.get("name") not in model.output_names:
+            raise BadRequest(f"model has no output {w.get('name')!r}; outputs are {model.output_names}")
+
+
 def oip_answer(
     req: Any, model_name: str, version: str, request_id: str, model: OnnxModel, outputs: list[np.ndarray]
 ) -> tuple[bytes, int | None]:
@@ -114,11 +131,8 @@ def oip_answer(
     by_name = {spec.name: (spec, out) for spec, out in zip(model.outputs, outputs, strict=True)}
     chosen: list[tuple[Any, np.ndarray, bool]] = []
     if wanted:
-        if not isinstance(wanted, list) or not all(isinstance(w, dict) for w in wanted):
-            raise BadRequest("'outputs' must be a list of objects with a 'name'")
+        check_outputs(wanted, model)
         for w in wanted:
-            if w.get("name") not in by_name:
-                raise BadRequest(f"model has no output {w.get('name')!r}; outputs are {model.output_names}")
             spec, out = by_name[w["name"]]
             p = w.get("parameters")
             flag = p.get("binary_data") if isinstance(p, dict) else None
