@@ -85,7 +85,8 @@ def test_a_change_sent_to_replica_2_is_served_by_replicas_0_and_1_within_5_s(rep
     assert [ready(r)["generation"] for r in rs] == [1, 1, 1]
     with rs[2].admin() as a:
         resp = a.put("/admin/models/churn/routes", json=only(models["c"], "v2"),
-                     headers={"X-Change-Reason": "test", "X-Run-Id": "run-42"})
+                     headers={"X-Change-Reason": "test", "X-Run-Id": "run-42",
+                              "X-Actor": "airflow:canary_promotion"})
     assert resp.status_code == 200, resp.text
     gen = resp.json()["generation"]
     assert gen == 2 and ready(rs[2])["generation"] == 2 and served_variant(rs[2]) == "v2"
@@ -98,7 +99,7 @@ def test_a_change_sent_to_replica_2_is_served_by_replicas_0_and_1_within_5_s(rep
     # one audit record per change, in the same database, chain intact
     recs = audit.read_records(url)
     assert [(r.actor, r.action, r.run_id) for r in recs] == [
-        ("router-seed", "routes.seed", None), ("admin", "routes.put", "run-42"),
+        ("router-seed", "routes.seed", None), ("airflow:canary_promotion via admin", "routes.put", "run-42"),
     ]
     assert audit.verify(url).ok
 

@@ -4,7 +4,8 @@ Every request needs a bearer key with the role it asks for (``read`` to read, ``
 Changes go through ``router.control``: models load and verify here first (off the event loop), then
 the change commits to the routes store with its audit record, then this replica serves the new
 generation (the others follow the store). Answers carry that ``generation``. Optional headers
-``X-Change-Reason`` and ``X-Run-Id`` are recorded with the change. Refused changes are remembered for
+``X-Change-Reason``, ``X-Run-Id`` and ``X-Actor`` (who is behind the admin key, recorded as
+``<actor> via <key name>``) go into the store row and its audit record. Refused changes are remembered for
 ``GET /admin/errors``.
 """
 
@@ -96,11 +97,11 @@ class AdminApi:
             key = self.keys.require(auth, "admin")
             if method == "PUT" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
                 body = await self.read_body(receive, int_header(h.get(b"content-length")))
-                return await self.put_routes(parts[1], body, key.name, h)
+                return await self.put_routes(parts[1], body, _actor(h, key.name), h)
             if method == "DELETE" and len(parts) == 3 and parts[0] == "models" and parts[2] == "routes":
-                return await self.delete_routes(parts[1], key.name, h)
+                return await self.delete_routes(parts[1], _actor(h, key.name), h)
             if method == "POST" and parts == ["reload"]:
-                return await self.reload(key.name, h)
+                return await self.reload(_actor(h, key.name), h)
             raise NotFound(f"no such admin path {method} {path}")
         return (
             405,
@@ -162,6 +163,13 @@ def _why(h: dict[bytes, bytes], default: str) -> tuple[str, str | None]:
     reason = h.get(b"x-change-reason", b"").decode("utf-8", "replace").strip()[:300] or default
     rid = h.get(b"x-run-id", b"").decode("utf-8", "replace").strip()[:300] or None
     return reason, rid
+
+
+def _actor(h: dict[bytes, bytes], key_name: str) -> str:
+    """Who a change is recorded for: ``X-Actor`` (the user or DAG behind an admin-key holder such as
+    Airflow), as ``<actor> via <key name>``; else the key name. At most 200 characters."""
+    on_behalf = h.get(b"x-actor", b"").decode("utf-8", "replace").strip()
+    return f"{on_behalf} via {key_name}"[:200] if on_behalf else key_name
 
 
 def _ok(data: Any) -> Answer:
