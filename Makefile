@@ -8,7 +8,7 @@ STAMP := $(VENV)/.modelgate-$(LOCK_HASH)
 SCENARIO ?= good
 PYTEST_ARGS ?=
 
-.PHONY: proto venv clients-venv clients-lock lock up down demo test lint audit bench bench-serving bench-tail bench-protocols bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
+.PHONY: proto venv clients-venv clients-lock lock up down demo test test-production lint audit bench bench-serving bench-tail bench-protocols bench-instructions bench-faults bench-dags bench-batch bench-abtest clean
 
 venv: $(STAMP)
 
@@ -62,7 +62,12 @@ demo: venv
 	$(PY) -m modelgate_dev.demo.run --scenario $(SCENARIO)
 
 test: venv clients-venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/production/stack $(PYTEST_ARGS)
+
+# The production profile for real (its own PostgreSQL, Redis, Celery workers, Prometheus; minutes):
+# rules and contract, a Celery worker killed mid-task, the good demo (docs/production.md).
+test-production: venv
+	$(PY) -m pytest tests/production tests/test_compose_contract.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
