@@ -104,9 +104,17 @@ class Settings(BaseSettings):
     retention_default_days: int = Field(default=90, ge=1)
     """Days event partitions are kept in a region that ``retention_days`` does not list."""
 
+    events_roots: dict[str, str] = Field(default_factory=dict)
+    """Events root per region as JSON (``{"me-central-1": "s3://me-events/events"}``): the root of
+    ``region`` when ``events_root`` is not set."""
+
     def resolved_events_root(self) -> str:
-        """Return the events root: ``events_root`` or ``<home>/events``."""
-        return self.events_root or str(self.home / "events")
+        """Return the events root: ``events_root``, else this region's in ``events_roots``, else ``<home>/events``."""
+        if self.events_root:
+            return self.events_root
+        if self.region and self.region in self.events_roots:
+            return self.events_roots[self.region]
+        return str(self.home / "events")
 
     def resolved_audit_db_url(self) -> str:
         """Return the audit database URL, creating the SQLite folder when defaulted."""

@@ -8,4 +8,5 @@ Nothing here imports ``include``, Airflow, MLflow or the router: only the standa
 - :mod:`modelgate_contracts.tags`: manifest tag names (``modelgate.*``).
 - :mod:`modelgate_contracts.routes`: the routes document model.
 - :mod:`modelgate_contracts.hashing`: file digests.
+- :mod:`modelgate_contracts.residency`: which regions a residency tag allows; the events-root region marker.
 """

@@ -196,7 +196,11 @@ def reduce_window(
 
     Raises:
         DataError: the events, outcomes or covariates are missing, lack a needed column or cannot be read.
+        ResidencyViolation: the events belong to another region than ``MODELGATE_REGION``.
     """
+    from include.compliance.residency import check_events_region
+
+    check_events_region(str(events_root))  # another region's events are not read
     end = min(end, exp.end)
     data_root = Path(data_root)
     days = abtest_sql.days(exp, end)

@@ -56,6 +56,7 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
 
     Raises:
         CanaryError: the window is invalid or the files cannot be read.
+        ResidencyViolation: the events belong to another region than ``MODELGATE_REGION``.
     """
     import pyarrow as pa
 
@@ -64,6 +65,9 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
 
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise CanaryError(f"invalid event window {start} .. {end}: need timezone-aware start < end")
+    from include.compliance.residency import check_events_region
+
+    check_events_region(root)  # raises ResidencyViolation for another region's events
     local = "://" not in root or root.startswith("file://")
     empty = pa.table({c: pa.array([], type=pa.null()) for c in canary_sql.COLUMNS})
     if local and not Path(root.removeprefix("file://")).exists():

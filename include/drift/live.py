@@ -74,6 +74,9 @@ def read_window(
 
     if start.tzinfo is None or end.tzinfo is None or not start < end:
         raise DriftInputError(f"invalid window {start} .. {end}: need timezone-aware start < end")
+    from include.compliance.residency import check_events_region
+
+    check_events_region(str(root))  # another region's events are not read
     scores: list[np.ndarray] = []
     inputs: list[str] = []
     lo = pa.scalar(start.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))

@@ -53,6 +53,12 @@ class IntegrityError(RegistryError):
     code = "integrity_error"
 
 
+class ResidencyRefused(RegistryError):
+    """Raised when a version's ``modelgate.residency`` does not allow this worker's region (``MODELGATE_REGION``)."""
+
+    code = "residency_refused"
+
+
 class ModelNotFound(RegistryError):
     """Raised when a model URI names a model, version or alias the registry does not have."""
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from include.config import get_settings
 from include.registry import manifest as mf
 from include.registry.artifact import sha256_file
-from include.registry.errors import IntegrityError, ModelNotFound
+from include.registry.errors import AuditError, IntegrityError, ModelNotFound, ResidencyRefused
+from modelgate_contracts.residency import residency_allows
 from modelgate_contracts.uris import MalformedModelUri, parse_model_uri
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ResolvedModel:
@@ -72,6 +74,36 @@ def resolve_model_uri(
     return _resolve_registry(uri, ref.name, ref.alias, ref.version, cache_dir, tracking_uri)
 
 
+def check_residency(uri: str, version: str, tag: str | None, region: str | None = None) -> None:
+    """Refuse (and audit) a version whose ``modelgate.residency`` does not allow this worker's region.
+
+    Args:
+        uri: the model URI being resolved.
+        version: the registry version.
+        tag: its ``modelgate.residency`` value (None: no constraint).
+        region: the region (default ``MODELGATE_REGION``; None there: not enforced).
+
+    Raises:
+        ResidencyRefused: the tag does not allow the region.
+    """
+    from include.registry.audit import append_audit
+
+    region = region if region is not None else get_settings().region
+    if residency_allows(tag, region):
+        return
+    msg = (
+        f"{uri} (version {version}) has {mf.TAG_RESIDENCY}={tag}, which does not allow region {region} "
+        "(MODELGATE_REGION); refusing to load it before reading any data"
+    )
+    log.error("%s", msg)
+    try:
+        after = {"version": version, "residency": tag, "region": region}
+        append_audit(f"region:{region}", "residency.refused", uri, None, after)
+    except AuditError as e:  # the refusal stands even when the audit log is out of reach
+        log.error("cannot audit the residency refusal of %s: %s", uri, e)
+    raise ResidencyRefused(msg)
+
+
 def _resolve_registry(
     uri: str,
     name: str,
@@ -94,6 +126,7 @@ def _resolve_registry(
         )
     except MlflowException as e:
         raise ModelNotFound(f"{uri} not found in the registry: {e.message}") from e
+    check_residency(uri, str(mv.version), mv.tags.get(mf.TAG_RESIDENCY))  # before any download or data read
     expected = mv.tags.get(mf.TAG_SHA256)
     if not expected:
         raise IntegrityError(f"{uri} (version {mv.version}) has no {mf.TAG_SHA256} tag; refusing to load it")

@@ -27,6 +27,8 @@ class ChangeLog:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.changes_path = state_dir / "changes.jsonl"
         self.guard_path = state_dir / "guard-events.jsonl"
+        self.refusals_path = state_dir / "refusals.jsonl"
+        """Refusals that are compliance decisions (residency), one JSON object per line."""
         self.load_errors: list[dict[str, Any]] = []
         self.guard_events: list[dict[str, Any]] = []
 
@@ -90,6 +92,8 @@ class ChangeLog:
         self.load_errors.append(rec)
         del self.load_errors[:-100]
         log.error("refused %s %s: %s", action, subject, err.message)
+        if err.code == "residency_refused":  # a compliance decision: kept on disk with the changes
+            append_jsonl(self.refusals_path, rec)
 
     def guard_event(self, event: dict[str, Any]) -> None:
         """Remember and append a guard cut.

@@ -23,6 +23,7 @@ from router.errors import Forbidden, InferenceError, NotFound
 from router.events import EventSink, Record
 from router.guard import cut_variant, observe
 from router.model import OnnxModel
+from router.residency import claim_events_root
 from router.routes import ModelRoutes, RoutesDocument
 from router.settings import RouterSettings
 from router.shadow import ShadowScorer
@@ -54,6 +55,7 @@ class DataPlane:
         """Set while draining: answers carry ``Connection: close`` and their connection closes."""
         self.sink: EventSink | None = None
         if settings.events_enabled:
+            claim_events_root(settings.events_root, settings.region)
             self.sink = EventSink(
                 settings.events_root,
                 settings.events_flush_rows,

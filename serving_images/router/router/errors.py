@@ -89,6 +89,13 @@ class IntegrityError(ModelLoadError):
     code = "sha256_mismatch"
 
 
+class ResidencyRefused(ModelLoadError):
+    """Raised when a version's ``modelgate.residency`` does not allow the router's region (``ROUTER_REGION``)."""
+
+    status = 403
+    code = "residency_refused"
+
+
 class InferenceError(RouterError):
     """Raised when a loaded model fails while scoring valid input."""
 

@@ -20,13 +20,15 @@ import yaml
 
 from modelgate_contracts import tags as tag_names
 from modelgate_contracts.hashing import sha256_file
+from modelgate_contracts.residency import residency_allows
 from modelgate_contracts.uris import MalformedModelUri, is_registry_uri, parse_model_uri
-from router.errors import IntegrityError, ModelLoadError
+from router.errors import IntegrityError, ModelLoadError, ResidencyRefused
 
 log = logging.getLogger(__name__)
 
 SHA_TAG = tag_names.SHA256
 SEMVER_TAG = tag_names.SEMVER
+RESIDENCY_TAG = tag_names.RESIDENCY
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ResolvedModel:
     version: str
     source: str
     semver: str | None = None
+    residency: str | None = None
 
 
 def _onnx_in_dir(directory: Path, source: str) -> Path:
@@ -90,8 +93,16 @@ class RegistryResolver:
         require_sha256: refuse versions without a ``modelgate.sha256`` tag.
     """
 
-    def __init__(self, cache_dir: Path, tracking_uri: str | None, require_sha256: bool = True) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        tracking_uri: str | None,
+        require_sha256: bool = True,
+        region: str | None = None,
+    ) -> None:
         self.cache_dir = cache_dir
+        self.region = region
+        """The router's region; versions whose residency does not allow it are refused (None: not enforced)."""
         self.tracking_uri = tracking_uri
         self.require_sha256 = require_sha256
         self.fallbacks = 0
@@ -145,6 +156,7 @@ class RegistryResolver:
         self.unreachable = None
         name, version = str(mv.name), str(mv.version)
         tags = dict(mv.tags or {})
+        self._check_residency(uri, name, version, tags.get(RESIDENCY_TAG))
         expected = tags.get(SHA_TAG)
         if not expected and self.require_sha256:
             raise ModelLoadError(
@@ -162,9 +174,17 @@ class RegistryResolver:
                 f"{uri}: sha256 of {path.name} is {actual} but version {version} is tagged {SHA_TAG}={expected}; "
                 "refusing to load"
             )
-        resolved = ResolvedModel(path, actual, version, uri, tags.get(SEMVER_TAG))
+        resolved = ResolvedModel(path, actual, version, uri, tags.get(SEMVER_TAG), tags.get(RESIDENCY_TAG))
         self._remember(resolved)
         return resolved
+
+    def _check_residency(self, uri: str, name: str, version: str, tag: str | None) -> None:
+        """Refuse a version whose ``modelgate.residency`` does not allow this router's region."""
+        if not residency_allows(tag, self.region):
+            raise ResidencyRefused(
+                f"{uri}: version {version} of {name!r} has {RESIDENCY_TAG}={tag}, which does not allow this "
+                f"router's region {self.region}; refusing to load it (the models served now keep serving)"
+            )
 
     def _index(self) -> dict[str, Any]:
         try:
@@ -176,7 +196,13 @@ class RegistryResolver:
     def _remember(self, res: ResolvedModel) -> None:
         """Record the last good resolution of a URI (what serves when the registry is down)."""
         index = self._index()
-        entry = {"path": str(res.path), "sha256": res.sha256, "version": res.version, "semver": res.semver}
+        entry = {
+            "path": str(res.path),
+            "sha256": res.sha256,
+            "version": res.version,
+            "semver": res.semver,
+            "residency": res.residency,
+        }
         if index.get(res.source) == entry:
             return
         index[res.source] = entry
@@ -209,6 +235,7 @@ class RegistryResolver:
             raise IntegrityError(
                 f"{uri}: the registry is unreachable and the cached copy {path} fails its sha256"
             )
+        self._check_residency(uri, uri, str(entry.get("version")), entry.get("residency"))
         self.fallbacks += 1
         log.warning(
             "%s: registry unreachable (%s); serving the cached version %s", uri, why, entry.get("version")

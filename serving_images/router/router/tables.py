@@ -99,6 +99,7 @@ class ModelLoader:
             settings.resolved_cache_dir(),
             settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
             settings.require_sha256,
+            settings.region,
         )
         self._models: dict[tuple[str, str], OnnxModel] = {}
         self._stats: dict[tuple[str, str, str, bool], VariantStats] = {}
