@@ -142,3 +142,17 @@ def test_sampled_inputs_of_the_window_feed_a_drift_metric_of_the_judge(tmp_path:
     res = judge(can, champ, cfg)
     drift = next(m for m in res["metrics"] if m["name"] == "inputs")
     assert drift["thresholds"]["drifted"] == ["x2"] and res["decision"] == "rollback"
+
+
+def test_the_approval_evidence_says_how_many_requests_without_consent_were_not_judged() -> None:
+    from include.canary.evidence import evidence_markdown
+    from include.evidence import approvals
+
+    metric = {"name": "latency_ms", "classification": "pass", "failed": False, "canary": {"p50": 1.0},
+              "baseline": {"p50": 1.0}, "effect": 0.1, "interval": [-0.2, 0.4], "tolerance": 0.5, "p_value": 0.3,
+              "n_canary": 90, "n_baseline": 95}  # fmt: skip
+    result = {"stage": 0, "weight_bp": 500, "score": 100, "decision": "promote", "reasons": [], "metrics": [metric],
+              "excluded_without_consent": {"canary": 7, "baseline": 11}}  # fmt: skip
+    body = evidence_markdown({"model": "churn", "version": "2", "champion": "1"}, result)
+    assert "Requests without consent, not judged: canary 7, baseline 11" in body
+    assert [r["label"] for r in approvals.intervals(body)] == ["latency_ms"], "the table still reads back"
