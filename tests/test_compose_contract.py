@@ -99,12 +99,15 @@ def test_a_setting_left_at_its_loopback_or_local_default_is_caught(doc: dict[str
     del bad["services"]["airflow-triggerer"]["environment"]["MODELGATE_TRACKING_URI"]
     del bad["services"]["airflow-triggerer"]["environment"]["MODELGATE_AUDIT_DB_URL"]
     del bad["services"]["router"]["environment"]["ROUTER_STATE_DIR"]
+    del bad["services"]["router"]["environment"]["ROUTER_STORE_URL"]
     problems = unusable_default_problems(bad)
     assert "airflow-triggerer: Settings.tracking_uri = http://127.0.0.1:5000 (set it)" in problems
     assert any(p.startswith("airflow-triggerer: Settings.audit_db_url = sqlite:///") for p in problems)
     assert "router: RouterSettings.state_dir = .local/router (set it)" in problems
     assert "router: RouterSettings.cache_dir = .local/router/cache (set it)" in problems
-    assert len(problems) == 4, problems
+    # the routes store defaults to SQLite under the state dir
+    assert any(p.startswith("router: RouterSettings.store_url = sqlite:///") for p in problems)
+    assert len(problems) == 5, problems
 
 
 # ---------------------------------------------------------------------- paths and files

@@ -119,6 +119,8 @@ SERVICES: dict[str, Service] = {
             "ROUTER_TRACKING_URI": "http://{mlflow}",
             "ROUTER_STATE_DIR": "{router_state}",
             "ROUTER_EVENTS_ROOT": "{events}",
+            # the control plane's desired routes, which every replica follows (issue 12)
+            "ROUTER_STORE_URL": "postgresql+psycopg://{control_db_user}:{control_db_password}@{postgres}/modelgate",
         },
     ),
 }

@@ -116,8 +116,6 @@ def stack_env_overrides(cfg: StackConfig) -> dict[str, str]:
             "MODELGATE_POSTGRES_PORT": str(p["postgres"]),
             "MODELGATE_REDIS_PORT": str(p["redis"]),
             "MODELGATE_PROMETHEUS_PORT": str(p["prometheus"]),
-            # the routes store of every replica: the control-plane database (issue 12)
-            "ROUTER_STORE_URL": env["MODELGATE_AUDIT_DB_URL"],
         }
     )
     return env
