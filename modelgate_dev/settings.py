@@ -28,10 +28,8 @@ class DevSettings(BaseSettings):
     router_port: int = 8500
     """Loopback port of the stack's first router replica."""
 
-    router_replicas: int = Field(default=1, ge=1, le=16)
-    """Router replicas ``make up`` starts, on ports ``router_port``, +1, +2, ... (all on one routes store).
-
-    Default 1 until the router follows the shared routes store (issue 12); then 2."""
+    router_replicas: int = Field(default=2, ge=1, le=16)
+    """Router replicas ``make up`` starts, on ports ``router_port``, +1, +2, ... (all on one routes store)."""
 
     airflow_url: str = "http://127.0.0.1:8080"
     """Airflow API server the ``modelgate`` CLI talks to."""

@@ -49,8 +49,8 @@ class ReconcileUndecidable(CanaryError):
 def store_routes(router: RouterAdmin | None = None) -> tuple[int | None, dict[str, dict[str, Any]]]:
     """Return the routes store's generation and every model's desired routes.
 
-    Reads the store itself (``modelgate_control.store.RouteStore`` on the audit database). While the
-    store holds no model yet (a router that still keeps its own routes), ``router``'s routes stand in.
+    Reads the store itself (``include.registry.audit.route_store``: the audit database). While the
+    store holds no model (a standalone router keeping its store elsewhere), ``router``'s routes stand in.
 
     Args:
         router: the router admin API, the stand-in source.
@@ -58,14 +58,9 @@ def store_routes(router: RouterAdmin | None = None) -> tuple[int | None, dict[st
     Returns:
         ``(generation or None, {model: routes})``.
     """
-    from include.config import get_settings
-    from modelgate_control.store import RouteStore
+    from include.registry.audit import route_store
 
-    store = RouteStore(get_settings().resolved_audit_db_url())
-    try:
-        generation, docs = store.snapshot()
-    finally:
-        store.dispose()
+    generation, docs = route_store().snapshot()
     if docs or router is None:
         return generation, docs
     from include.routing.errors import RouterError

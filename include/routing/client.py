@@ -84,13 +84,14 @@ class RouterClient:
         s = get_settings()
         return cls(url or s.router_url, s.router_admin_token, actor=actor, timeout=timeout)
 
-    def call(self, method: str, path: str, json: Any = None) -> Any:
+    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None) -> Any:
         """Send one admin request and return its JSON body.
 
         Args:
             method: HTTP method.
             path: path under the base URL.
             json: request body.
+            headers: more request headers.
 
         Returns:
             The decoded JSON answer.
@@ -103,7 +104,7 @@ class RouterClient:
 
         try:
             with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
-                r = c.request(method, path, json=json, headers={"Authorization": f"Bearer {self.token}"})
+                r = c.request(method, path, json=json, headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
         except httpx.HTTPError as e:
             raise RouterUnreachable(f"router at {self.url} unreachable for {method} {path}: {e}") from e
         try:
@@ -149,7 +150,8 @@ class RouterClient:
         from include.registry.audit import append_audit
 
         before = self.get_routes(model)
-        result: dict[str, Any] = self.call("PUT", f"/admin/models/{model}/routes", json=routes)
+        headers = {"X-Change-Reason": f"by {self.actor}"[:300]} | ({"X-Run-Id": run_id[:300]} if run_id else {})
+        result: dict[str, Any] = self.call("PUT", f"/admin/models/{model}/routes", json=routes, headers=headers)
         append_audit(self.actor, "routes.put", f"routes:{model}", before, result["routes"], run_id)
         return result
 

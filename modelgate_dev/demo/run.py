@@ -164,6 +164,11 @@ def _expect(
     served = [r for r in outcome["routes"] if r[2] > 0]
     if served != [r for r in outcome["routes"] if r[1] == f"models:/{name}/{want_champion}"]:
         raise DemoFailed(f"expected the champion alone to get traffic, routes are {outcome['routes']}")
+    from modelgate_dev.canary.demo import replicas_agree
+
+    disagreement = replicas_agree(outcome.get("replicas") or [])
+    if disagreement:
+        raise DemoFailed(f"expected every router replica on one generation, champion at 10000 bp: {disagreement}")
 
 
 class _Demo:
@@ -272,7 +277,7 @@ class _Demo:
         from include.canary import controller as cc
         from include.registry import registry as reg
         from include.synthetic.spec import FeatureSpec
-        from modelgate_dev.canary.demo import canary_outcome
+        from modelgate_dev.canary.demo import canary_outcome, replica_views
         from modelgate_dev.traffic.generator import TrafficConfig, TrafficThread
 
         traffic = TrafficThread(
@@ -306,6 +311,7 @@ class _Demo:
         finally:
             report = traffic.stop()
         outcome = canary_outcome(self.name, cand, self.router)
+        outcome["replicas"] = replica_views(self.cfg.router_urls, self.name)
         outcome["run"] = canary_run and {"run_id": canary_run["dag_run_id"], "state": canary_run["state"]}
         outcome["traffic"] = report.to_dict()
         outcome["approvals"] = [a for a in self.approvals if a["dag_id"] == "canary_promotion"]

@@ -2,8 +2,7 @@
 
 The wait is exercised here against small loopback HTTP endpoints that answer ``/v2/health/ready``
 the way the control-plane contract says a replica does (header, body, 503 while starting), with a
-generation a test moves; the same wait against real router replicas on one store is in
-``tests/integration/test_replicas_converge.py`` once the router follows the store.
+generation a test moves; the last test waits on real router processes that follow one store.
 """
 
 from __future__ import annotations
@@ -130,3 +129,36 @@ def test_replicas_come_from_the_ready_addresses_of_kubernetes_endpoints() -> Non
         replicas_from_endpoints(ep)
     with pytest.raises(InvalidReplicas, match="no ready router replica"):
         replicas_from_endpoints(V1Endpoints(metadata=V1ObjectMeta(name="router"), subsets=None))
+
+
+def test_a_change_sent_to_one_real_replica_is_awaited_on_every_replica(tmp_path) -> None:
+    from serving.conftest import ADMIN_TOKEN, start_router
+    from support import make_logreg_onnx, stop
+
+    from include.routing.client import RouterClient
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    model = make_logreg_onnx(tmp_path / "m.onnx", seed=1)
+    routes = {"models": {"m": {"variants": [{"name": "champion", "uri": str(model), "weight_bp": 10000}]}}}
+    replicas = [start_router(tmp_path / f"r{i}", routes, extra_env={"ROUTER_STORE_URL": store}) for i in range(2)]
+    try:
+        client = RouterClient(replicas[1].url, ADMIN_TOKEN, replicas=[r.url for r in replicas])
+        doc = client.get_routes("m")
+        doc["salt"] = "changed"
+        answer = client.put_routes("m", doc, run_id="run-7")
+        generation = answer["generation"]
+        t = time.monotonic()
+        states = client.wait_converged(generation, timeout=30)
+        assert [s.generation for s in states] == [generation, generation]
+        assert time.monotonic() - t < 5.0, "p99 convergence <= 5 s (the issue's bound)"
+        assert RouterClient(replicas[0].url, ADMIN_TOKEN).get_routes("m")["salt"] == "changed"
+        assert client.generation() == generation
+        from modelgate_dev.canary.demo import replica_views, replicas_agree
+
+        views = replica_views([r.url for r in replicas], "m")
+        assert [(v["generation"], v["weights"], v["stale"]) for v in views] == [(generation, {"champion": 10000}, False)] * 2
+        assert replicas_agree(views) is None
+        assert "generations differ" in (replicas_agree([*views, {**views[0], "generation": generation - 1}]) or "")
+    finally:
+        for r in replicas:
+            stop(r.proc)
