@@ -60,6 +60,12 @@ def test_consent_comes_from_header_or_parameters_and_defaults_to_deny(inproc_fac
             resp = c.post("/v2/models/churn/infer", json=oip([0.1, 0.2, 0.3, 0.4], **params), headers=headers)
             assert resp.status_code == 400 and msg in resp.json()["error"], resp.text
             assert resp.json()["code"] == "bad_consent"
+        nulled = oip([0.1, 0.2, 0.3, 0.4])
+        nulled["parameters"] = None  # some clients send JSON null: no consent said, the default applies
+        resp = c.post(
+            "/v2/models/churn/infer", json=nulled, headers={"X-Consent": "true", "X-Request-Id": "null-p"}
+        )
+        assert resp.status_code == 200, resp.text
         # MLflow's protocol has no parameters: the header or the default decide
         resp = c.post("/invocations", json={"inputs": [[0.1, 0.2, 0.3, 0.4]]}, headers={"X-Unit-Id": "u-ml"})
         assert resp.status_code == 200
@@ -70,6 +76,7 @@ def test_consent_comes_from_header_or_parameters_and_defaults_to_deny(inproc_fac
         assert e["consent"] is expected, rid
         assert e["unit_id"] == (f"unit-{rid}" if expected else None), rid
         assert (e["inputs"] is not None) is expected, rid  # sample 1.0: every consenting request sampled
+    assert events.pop("null-p")["consent"] is True
     ml = [e for e in events.values() if e["request_id"] not in cases]
     assert len(ml) == 1 and ml[0]["consent"] is False and ml[0]["unit_id"] is None
 

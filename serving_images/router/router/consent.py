@@ -52,9 +52,9 @@ def parameter_consent(req: Any) -> bool | None:
     Raises:
         BadRequest: ``parameters`` is not an object or ``consent`` is not a boolean.
     """
-    if not isinstance(req, dict) or "parameters" not in req:
+    params = req.get("parameters") if isinstance(req, dict) else None
+    if params is None:  # absent or JSON null: some clients send "parameters": null
         return None
-    params = req["parameters"]
     if not isinstance(params, dict):
         raise BadRequest("OIP v2 'parameters' must be an object", code="bad_consent")
     if "consent" not in params:
