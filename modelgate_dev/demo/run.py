@@ -110,6 +110,10 @@ def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
     os.environ.update(
         {k: env[k] for k in ("MODELGATE_HOME", "MODELGATE_TRACKING_URI", "MLFLOW_TRACKING_URI")}
     )
+    # the production profile's audit/control database (PostgreSQL): the demo's own audit records and
+    # its final verify go where the stack's do, not to a SQLite file under home
+    if "MODELGATE_AUDIT_DB_URL" in env:
+        os.environ["MODELGATE_AUDIT_DB_URL"] = env["MODELGATE_AUDIT_DB_URL"]
     return env
 
 
