@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from include.analytics.engine import literal, micros
+from include.analytics.engine import window_where
 
 COLUMNS = ("variant", "model_version", "consent", "status", "latency_ms", "score", "inputs")
 """The columns of the window."""
@@ -28,10 +28,4 @@ def window_sql(model: str, start: datetime, end: datetime) -> str:
     Returns:
         One SQL statement over the view ``events``.
     """
-    return (
-        f"SELECT {', '.join(COLUMNS)} FROM events"
-        f" WHERE date >= '{start:%Y-%m-%d}' AND date <= '{end:%Y-%m-%d}'"
-        f" AND unix_micros(ts) >= {micros(start)} AND unix_micros(ts) < {micros(end)}"
-        f" AND model = {literal(model, 'model')} AND NOT shadow"
-        " ORDER BY ts, request_id"
-    )
+    return f"SELECT {', '.join(COLUMNS)} FROM events WHERE {window_where(model, start, end)} ORDER BY ts, request_id"

@@ -1,7 +1,8 @@
 """DuckDB runner: embedded, streaming over Parquet, with a memory limit and a spill folder.
 
 Local event roots are read with ``read_parquet`` (Hive partitions ``date``/``hour`` kept as
-strings, so the date filter prunes folders). Roots given as URLs (``s3://``, ``gs://``...) are read
+strings, so the date filter prunes folders; columns matched by name, so files of an older router
+without the ``inputs`` column read it as null). Roots given as URLs (``s3://``, ``gs://``...) are read
 through a ``pyarrow.dataset`` on pyarrow's filesystem of that URL, which DuckDB scans with the
 projection and filters pushed down; no DuckDB extension has to be downloaded.
 """
@@ -94,7 +95,7 @@ class DuckDBEngine:
         files = "[" + ", ".join(_path_literal(g) for g in globs) + "]"
         self._execute(
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({files}, hive_partitioning = true, "
-            "hive_types = {'date': VARCHAR, 'hour': VARCHAR})"
+            "union_by_name = true, hive_types = {'date': VARCHAR, 'hour': VARCHAR})"
         )
         return True
 

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from include.errors import ModelgateError
@@ -105,6 +105,42 @@ def micros(t: datetime) -> int:
         t = t.replace(tzinfo=UTC)
     delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def hour_folders(start: datetime, end: datetime) -> list[str]:
+    """The event partition folders (``date=YYYY-MM-DD/hour=HH``) a window ``[start, end)`` touches.
+
+    Args:
+        start: window start (timezone-aware).
+        end: window end (timezone-aware).
+
+    Returns:
+        The folders, oldest first (the hour of ``end`` included: the filter on ``ts`` is exact).
+    """
+    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while t <= end:
+        out.append(f"date={t:%Y-%m-%d}/hour={t:%H}")
+        t += timedelta(hours=1)
+    return out
+
+
+def window_where(model: str, start: datetime, end: datetime) -> str:
+    """The filter of one model's primary events with ``start <= ts < end`` (partition pruning included).
+
+    Args:
+        model: the model name.
+        start: window start (timezone-aware).
+        end: window end (timezone-aware).
+
+    Returns:
+        A SQL condition over the view ``events``.
+    """
+    return (
+        f"date >= '{start:%Y-%m-%d}' AND date <= '{end:%Y-%m-%d}'"
+        f" AND unix_micros(ts) >= {micros(start)} AND unix_micros(ts) < {micros(end)}"
+        f" AND model = {literal(model, 'model')} AND NOT shadow"
+    )
 
 
 def engine_name() -> EngineName:

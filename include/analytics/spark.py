@@ -108,7 +108,8 @@ class SparkEngine:
         else:
             paths = [f"{root.rstrip('/')}/{h}" for h in hours] if hours is not None else [root]
         try:
-            df = self._spark.read.option("basePath", base if local else root).parquet(*paths)
+            reader = self._spark.read.option("basePath", base if local else root)
+            df = reader.option("mergeSchema", "true").parquet(*paths)  # older files lack 'inputs'
         except Exception as e:  # pyspark's AnalysisException and py4j errors
             raise self._analysis_error(f"cannot read router events under {root}", e) from e
         self._view("events", df)

@@ -10,7 +10,7 @@ root is a local folder or a URL pyarrow understands (``s3://``, ``gs://``...).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,6 @@ def events_root() -> str:
     from include.config import get_settings
 
     return get_settings().resolved_events_root()
-
-
-def _hours(start: datetime, end: datetime) -> list[str]:
-    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while t <= end:
-        out.append(f"date={t:%Y-%m-%d}/hour={t:%H}")
-        t += timedelta(hours=1)
-    return out
 
 
 def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
@@ -61,7 +52,7 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
     import pyarrow as pa
 
     from include.analytics import canary_sql
-    from include.analytics.engine import AnalyticsError, open_engine
+    from include.analytics.engine import AnalyticsError, hour_folders, open_engine
 
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise CanaryError(f"invalid event window {start} .. {end}: need timezone-aware start < end")
@@ -75,7 +66,7 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
         return empty
     try:
         with open_engine() as engine:
-            if not engine.register_events(root, _hours(start, end)):
+            if not engine.register_events(root, hour_folders(start, end)):
                 log.info("no event files for %s in %s .. %s under %s", model, start, end, root)
                 return empty
             return engine.query(canary_sql.window_sql(model, start, end))

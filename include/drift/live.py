@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +41,17 @@ class LiveSample:
     inputs: list[str]
 
 
-def _hour_dirs(root: Path, start: datetime, end: datetime) -> list[Path]:
-    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while t < end:
-        out.append(root / f"date={t:%Y-%m-%d}" / f"hour={t:%H}")
-        t += timedelta(hours=1)
-    return out
-
-
 def read_window(
     root: str | Path, model: str, version: str | None, start: datetime, end: datetime
 ) -> LiveSample:
-    """Read one model's primary events with ``start <= ts < end`` (a local events root).
+    """Read one model's primary events with ``start <= ts < end`` through the analytics engine.
+
+    The engine (``MODELGATE_ANALYTICS_ENGINE``, ``docs/analytics.md``) reads only the hour folders
+    the window touches and runs :func:`include.analytics.drift_sql.window_sql`: filters, projection
+    and the finite-score test happen there; the scores come back as one Arrow column.
 
     Args:
-        root: the router's events root.
+        root: the router's events root (a local folder or a URL pyarrow understands).
         model: the model name.
         version: only events served by this version (None: any).
         start: window start (timezone-aware).
@@ -66,42 +61,31 @@ def read_window(
         The scores and sampled inputs of the window (empty when there are no files).
 
     Raises:
-        DriftInputError: a bad window or an unreadable file.
+        DriftInputError: a bad window or unreadable files.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from include.analytics import drift_sql
+    from include.analytics.engine import AnalyticsError, hour_folders, open_engine
 
     if start.tzinfo is None or end.tzinfo is None or not start < end:
         raise DriftInputError(f"invalid window {start} .. {end}: need timezone-aware start < end")
     from include.compliance.residency import check_events_region
 
     check_events_region(str(root))  # another region's events are not read
-    scores: list[np.ndarray] = []
-    inputs: list[str] = []
-    lo = pa.scalar(start.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
-    hi = pa.scalar(end.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
-    for folder in _hour_dirs(Path(str(root).removeprefix("file://")), start, end):
-        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-            if path.name.startswith("."):
-                continue
-            try:
-                names = set(pq.read_schema(path).names)
-                cols = ["ts", "model", "model_version", "status", "score", "shadow"]
-                t = pq.read_table(path, columns=cols + ([INPUTS_COLUMN] if INPUTS_COLUMN in names else []))
-            except (OSError, pa.ArrowException) as e:
-                raise DriftInputError(f"cannot read event file {path}: {e}") from e
-            mask = pc.and_(pc.equal(t["model"], model), pc.invert(t["shadow"]))
-            mask = pc.and_(mask, pc.and_(pc.greater_equal(t["ts"], lo), pc.less(t["ts"], hi)))
-            if version is not None:
-                mask = pc.and_(mask, pc.equal(t["model_version"], str(version)))
-            t = t.filter(mask)
-            ok = t.filter(pc.equal(t["status"], 200))
-            scores.append(ok["score"].to_numpy(zero_copy_only=False).astype(np.float64))
-            if INPUTS_COLUMN in t.column_names:
-                inputs += [s for s in t[INPUTS_COLUMN].to_pylist() if s]
-    arr = np.concatenate(scores) if scores else np.array([], dtype=np.float64)
-    return LiveSample(arr[np.isfinite(arr)], inputs)
+    text = str(root)
+    empty = LiveSample(np.array([], dtype=np.float64), [])
+    if ("://" not in text or text.startswith("file://")) and not Path(text.removeprefix("file://")).exists():
+        log.info("no events root %s yet", text)
+        return empty
+    try:
+        with open_engine() as engine:
+            if not engine.register_events(text, hour_folders(start, end)):
+                return empty
+            has_inputs = INPUTS_COLUMN in engine.columns("events")
+            t = engine.query(drift_sql.window_sql(model, version, start, end, has_inputs))
+    except AnalyticsError as e:
+        raise DriftInputError(f"cannot read router events under {text}: {e}") from e
+    scores = t.column("score").drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
+    return LiveSample(scores, t.column(INPUTS_COLUMN).drop_null().to_pylist())
 
 
 def input_rows(records: Sequence[str], features: Sequence[str]) -> tuple[pd.DataFrame, int]:

@@ -90,3 +90,31 @@ def test_the_canary_window_on_spark_equals_duckdb(
             np.testing.assert_array_equal(
                 np.sort(got["spark"][side][metric]), np.sort(got["duckdb"][side][metric])
             )
+
+
+def test_the_drift_window_on_spark_equals_duckdb(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from support_drift import write_events
+
+    from include.drift.live import read_window
+
+    t0 = START.replace(minute=30)
+    scores = np.linspace(0, 1, 3000)
+    scores[::7] = np.nan
+    scores[5::11] = np.inf
+    rows = [json.dumps({"input": [float(i), 2.0]}) if i % 9 == 0 else None for i in range(3000)]
+    write_events(tmp_path, "churn", "2", t0, scores, rows)
+    write_events(tmp_path, "churn", "3", t0, np.zeros(50), None)  # an older router's file: no inputs column
+    got = {}
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("MODELGATE_ANALYTICS_ENGINE", engine)
+        got[engine] = read_window(
+            tmp_path, "churn", "2", t0 + timedelta(minutes=5), t0 + timedelta(minutes=45)
+        )
+    window = scores[300:2700]
+    np.testing.assert_array_equal(got["duckdb"].scores, window[np.isfinite(window)])
+    np.testing.assert_array_equal(got["spark"].scores, got["duckdb"].scores)
+    assert got["spark"].inputs == got["duckdb"].inputs == [r for r in rows[300:2700] if r]
