@@ -4,6 +4,10 @@ Runs, on loopback, an MLflow server (SQLite + local artifacts) and Airflow 3 (ap
 dag-processor, triggerer; SQLite metadata, LocalExecutor, SimpleAuthManager) under honcho with the
 repo's Procfile. All state lives in ``MODELGATE_HOME`` (default ``.local/``). The admin password
 and the JWT/API secrets are generated on first start and kept there, never in the repo.
+
+MLflow runs its basic-auth app: passwords of ``admin``, ``airflow``, ``router`` and ``batch`` are
+generated into ``<home>/secrets/mlflow-<user>-password``; each process reads only its own (the
+Procfile lines read the files; the Airflow connection names the file, not the password).
 """
 
 from __future__ import annotations
@@ -155,8 +159,23 @@ def write_procfile(cfg: StackConfig) -> Path:
     return cfg.procfile
 
 
+def mlflow_auth_config(cfg: StackConfig) -> Path:
+    """Write the MLflow basic-auth app's configuration and the MLflow passwords; return the config path."""
+    from include.registry.credentials import ROLES, ensure_password
+    from include.registry.mlflow_users import server_env, write_auth_config
+
+    secrets_dir = cfg.home / "secrets"
+    for user in ROLES:
+        ensure_password(secrets_dir, user)
+    config = write_auth_config(cfg.home / "mlflow-auth.ini", cfg.home / "mlflow-auth.db")
+    server_env(secrets_dir, config)  # generates the Flask secret key the Procfile line reads
+    return config
+
+
 def stack_env(cfg: StackConfig) -> dict[str, str]:
-    """Return the environment every process of the stack runs with."""
+    """Return the environment every process of the stack runs with (no password in it: files are named)."""
+    from include.registry.mlflow_users import SERVER_ENV
+
     airflow_home = cfg.home / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     passwords = airflow_home / "passwords.json"
@@ -197,7 +216,18 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(cfg.home / "secrets" / "jwt-secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        "AIRFLOW_CONN_MODELGATE_MLFLOW": f"http://127.0.0.1:{cfg.mlflow_port}",
+        # the airflow identity: login + the file holding its password (plugins/mlflow_hook.py)
+        "AIRFLOW_CONN_MODELGATE_MLFLOW": json.dumps(
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": cfg.mlflow_port,
+                "login": "airflow",
+                "extra": {"password_file": str(cfg.home / "secrets" / "mlflow-airflow-password")},
+            }
+        ),
+        "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(cfg)),
+        **SERVER_ENV,
         "AIRFLOW_CONN_MODELGATE_ROUTER": router_connection(cfg),
         "ROUTER_ADMIN_TOKEN": router_token(cfg),
         "MODELGATE_ROUTER_URL": f"http://127.0.0.1:{cfg.router_port}",
@@ -366,6 +396,7 @@ def _wait(cfg: StackConfig, timeout: float) -> int:
             return 1
         state = healthy(cfg)
         if all(state.values()):
+            _ensure_mlflow_users(cfg)
             _print_access(cfg)
             return 0
         time.sleep(1.0)
@@ -378,9 +409,17 @@ def _wait(cfg: StackConfig, timeout: float) -> int:
     return 1
 
 
+def _ensure_mlflow_users(cfg: StackConfig) -> None:
+    """Create the MLflow users of every role (idempotent: passwords reset to the secret files)."""
+    from include.registry.mlflow_users import ensure_users
+
+    ensure_users(cfg.mlflow_url, cfg.home / "secrets")
+
+
 def _print_access(cfg: StackConfig) -> None:
-    print(f"Airflow UI : {cfg.airflow_url}   user: admin   password: {admin_password(cfg)}")
-    print(f"MLflow UI  : {cfg.mlflow_url}")
+    secrets_dir = cfg.home / "secrets"
+    print(f"Airflow UI : {cfg.airflow_url}   user: admin   password in {secrets_dir / 'airflow-admin-password'}")
+    print(f"MLflow UI  : {cfg.mlflow_url}   user: admin   password in {secrets_dir / 'mlflow-admin-password'}")
     print(
         f"Router     : {', '.join(cfg.router_urls)}   admin token in {cfg.home / 'secrets' / 'router-admin-token'}"
     )

@@ -1,21 +1,28 @@
-"""Airflow side of the MLflow registry: connection ``modelgate_mlflow`` → tracking URI for include/."""
+"""Airflow side of the MLflow registry: connection ``modelgate_mlflow`` → tracking URI + the ``airflow`` identity."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from include.registry.credentials import MlflowIdentity
 
 CONN_ID = "modelgate_mlflow"
 
 
 class ModelgateMlflowHook(BaseHook):
-    """Reads the MLflow tracking server from an Airflow connection (type ``http``).
+    """Reads the MLflow tracking server and the identity to use from an Airflow connection (type ``http``).
 
-    The connection's host/port (and schema ``http``/``https``) form the tracking URI; login and
-    password, when set, become ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` for the
-    basic-auth app. Without the connection, ``MODELGATE_TRACKING_URI`` (or its default) is used.
+    The connection's host/port (and schema ``http``/``https``) form the tracking URI; its login and
+    password (or, to keep the password out of the connection, ``extra.password_file``: a file
+    holding it) are the MLflow basic-auth user, normally ``airflow``. Without the connection,
+    ``MODELGATE_TRACKING_URI`` (or its default) and the ``airflow`` password file of the secrets
+    folder are used. Credentials never go into ``os.environ``: they travel in the
+    ``Authorization`` header of this process's MLflow requests (``include.registry.credentials``).
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -27,20 +34,31 @@ class ModelgateMlflowHook(BaseHook):
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
 
-    def get_conn(self) -> str:
-        """Point this process's MLflow client at the connection and return the tracking URI."""
+    def connection(self) -> tuple[str, MlflowIdentity | None]:
+        """Return the tracking URI and the identity of the connection (None: anonymous)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from include.registry.credentials import MlflowIdentity, role_identity
 
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
-            return os.environ.get("MODELGATE_TRACKING_URI", "http://127.0.0.1:5000")
+            return os.environ.get("MODELGATE_TRACKING_URI", "http://127.0.0.1:5000"), role_identity("airflow")
         scheme = conn.schema or "http"
         uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        password = conn.password
+        password_file = conn.extra_dejson.get("password_file")
+        if not password and password_file:
+            password = Path(password_file).read_text().strip()
+        identity = MlflowIdentity(conn.login, password) if conn.login and password else None
+        return uri, identity
+
+    def get_conn(self) -> str:
+        """Point this task process's MLflow client at the connection, as its identity; return the URI."""
+        from include.registry.credentials import use_identity
+
+        uri, identity = self.connection()
         os.environ["MODELGATE_TRACKING_URI"] = uri
         os.environ["MLFLOW_TRACKING_URI"] = uri
-        if conn.login:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
-        if conn.password:
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password
+        use_identity(identity)
         return uri

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import REPO, make_logreg_onnx, start_mlflow_server, stop
+from support import REPO, make_logreg_onnx, mlflow_identity, start_mlflow_server, stop
 
 # Airflow reads its configuration when first imported: give the whole test session its own
 # AIRFLOW_HOME (SQLite metadata DB) and modelgate state folder before anything imports airflow.
@@ -24,12 +24,20 @@ os.environ.pop("AIRFLOW_CONN_MODELGATE_MLFLOW", None)
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking + registry server on loopback, for the whole session."""
+    """A real MLflow tracking + registry server (basic-auth on) on loopback, for the whole session.
+
+    The test process talks to it as ``airflow`` (the writer); use
+    ``include.registry.credentials.as_identity`` for another identity.
+    """
+    from include.registry.credentials import use_identity
+
     root = tmp_path_factory.mktemp("mlflow")
     proc, uri = start_mlflow_server(root)
+    use_identity(mlflow_identity("airflow"))
     try:
         yield uri
     finally:
+        use_identity(None)
         stop(proc)
 
 

@@ -10,8 +10,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from include.registry.credentials import MlflowIdentity
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -56,27 +60,57 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
         proc.wait(timeout=5)
 
 
-def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
-    """Start a real ``mlflow server`` (SQLite + local artifacts under ``root``) on a free port."""
+def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a real ``mlflow server`` with basic-auth (SQLite + local artifacts under ``root``) on a free port.
+
+    Authentication is on, as in every profile: the users ``admin``, ``airflow``, ``router`` and
+    ``batch`` are created (idempotently) with the passwords of the session's secrets folder
+    (``include.registry.audit_anchor.secrets_dir()``), so subprocesses find them there too.
+    """
+    from include.registry.audit_anchor import secrets_dir
+    from include.registry.mlflow_users import ensure_users, server_env, write_auth_config
+
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = dict(os.environ)
+    port = port or free_port()
+    config = write_auth_config(root / "basic_auth.ini", root / "basic_auth.db")
+    env = {**os.environ, **server_env(secrets_dir(), config)}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(name, None)
     cmd = [
-        str(VENV_BIN / "mlflow"), "server",
+        str(VENV_BIN / "mlflow"), "server", "--app-name", "basic-auth",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(root / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    log = open(root / "mlflow-server.log", "wb")
+    log = open(root / "mlflow-server.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", timeout=120, proc=proc)
+        wait_http(f"{uri}/health", timeout=180, proc=proc)
+        ensure_users(uri, secrets_dir())
     except Exception:
         stop(proc)
         raise RuntimeError((root / "mlflow-server.log").read_text()[-3000:]) from None
     return proc, uri
+
+
+def mlflow_identity(user: str) -> MlflowIdentity:
+    """Return the test servers' identity of ``user`` (``admin``, ``airflow``, ``router``, ``batch``)."""
+    from include.registry.audit_anchor import secrets_dir
+    from include.registry.credentials import read_identity
+
+    return read_identity(secrets_dir(), user)
+
+
+def mlflow_env(user: str) -> dict[str, str]:
+    """Return ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` of ``user``, for a process started by a test.
+
+    For processes that read MLflow's standard variables (the router, mlflow CLIs); modelgate's own
+    processes find their identity in the secrets folder instead.
+    """
+    who = mlflow_identity(user)
+    return {"MLFLOW_TRACKING_USERNAME": who.username, "MLFLOW_TRACKING_PASSWORD": who.password}
 
 
 def make_logreg_onnx(

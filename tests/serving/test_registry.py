@@ -7,6 +7,7 @@ import hashlib
 import mlflow
 import onnx
 from mlflow import MlflowClient
+from support import mlflow_env
 
 BODY = {"inputs": [[0.5, -1.0, 2.0, 0.25]]}
 
@@ -40,7 +41,7 @@ def test_registry_versions_are_served_verified_and_a_tampered_one_is_refused(
             }
         }
     }
-    r = router_factory(routes)
+    r = router_factory(routes, extra_env=mlflow_env("router"))  # the router reads as `router`
     with r.client() as c, r.admin() as a:
         seen = {}
         for i in range(40):

@@ -12,7 +12,9 @@ import mlflow
 import onnx
 import pytest
 from mlflow import MlflowClient
-from support import start_mlflow_server, stop
+from support import mlflow_identity, start_mlflow_server, stop
+
+from include.registry.credentials import as_identity
 
 BODY = {"inputs": [[0.5, -1.0, 2.0, 0.25]]}
 
@@ -32,16 +34,17 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
         mlflow.set_tracking_uri(uri)
         # the default experiment of this fresh server: an earlier test of the session may have left
         # another experiment active in mlflow's process-wide state, which this server does not have
-        with mlflow.start_run(experiment_id="0"):
-            info = mlflow.onnx.log_model(
-                onnx.load(str(models["a"])), name="model", registered_model_name="fault"
+        with as_identity(mlflow_identity("airflow")):  # the writer registers; the router only reads
+            with mlflow.start_run(experiment_id="0"):
+                info = mlflow.onnx.log_model(
+                    onnx.load(str(models["a"])), name="model", registered_model_name="fault"
+                )
+            v = str(info.registered_model_version)
+            client = MlflowClient(uri)
+            client.set_model_version_tag(
+                "fault", v, "modelgate.sha256", hashlib.sha256(models["a"].read_bytes()).hexdigest()
             )
-        v = str(info.registered_model_version)
-        client = MlflowClient(uri)
-        client.set_model_version_tag(
-            "fault", v, "modelgate.sha256", hashlib.sha256(models["a"].read_bytes()).hexdigest()
-        )
-        client.set_registered_model_alias("fault", "champion", v)
+            client.set_registered_model_alias("fault", "champion", v)
         routes = {
             "models": {
                 "churn": {
@@ -50,10 +53,11 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
             }
         }
         cache = tmp_path / "cache"
-        first = inproc_factory(routes, name="first", tracking_uri=uri, cache_dir=cache)
-        with first.client() as c:
-            assert c.post("/invocations", json=BODY).headers["x-model-version"] == v
-            assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 1, "stale": False}
+        with as_identity(mlflow_identity("router")):
+            first = inproc_factory(routes, name="first", tracking_uri=uri, cache_dir=cache)
+            with first.client() as c:
+                assert c.post("/invocations", json=BODY).headers["x-model-version"] == v
+                assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 1, "stale": False}
     finally:
         mlflow.set_tracking_uri(previous)
         stop(proc)  # the registry is down from here on
