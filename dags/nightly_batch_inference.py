@@ -32,7 +32,7 @@ quarantines failing partitions and publishes the rest.
   (param `date` overrides it). Every step is idempotent per (date, partition), so re-runs, catch-up
   and `airflow backfill create` are safe: a partition whose manifest already records the same model
   version and input fingerprint is skipped.
-1. **plan** : lists the partitions and pins `models:/<model_name>@champion` to `models:/<model_name>/N`;
+1. **plan** : lists the partitions and takes the champion VERSION (`models:/<name>/N`) of the model's desired routes in the routes store (an MLflow alias alone is never scored);
    every partition of the run uses that version, even if the alias moves during the night.
 2. **choose_backend** : reads the Airflow Variable `modelgate_batch_backend` (`local`, the default, or
    `kubernetes`) at run time.
@@ -93,7 +93,7 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
     params={
         "model_name": Param(SETTINGS.model, type="string"),
         "model_uri": Param(
-            None, type=["null", "string"], description="Overrides models:/<model_name>@champion"
+            None, type=["null", "string"], description="A pinned version (models:/name/N) instead of the routes store's champion; aliases are refused"
         ),
         "date": Param(
             None, type=["null", "string"], description="YYYY-MM-DD; default: the day before the run"
@@ -107,13 +107,18 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
 def nightly_batch_inference() -> None:
     @task
     def plan() -> list[dict[str, str]]:
+        from include.batch.champion import champion_from_routes, refuse_alias
         from include.batch.nightly import partition_jobs, plan_run
         from plugins.task_utils import call
 
         ctx = get_current_context()
         p = ctx["params"]
         day = pendulum.parse(p["date"]).date() if p["date"] else ctx["data_interval_start"].date()
-        uri = p["model_uri"] or f"models:/{p['model_name']}@champion"
+        # the champion VERSION of the desired routes, never the MLflow alias alone (docs/security.md)
+        if p["model_uri"]:
+            uri = call(refuse_alias, p["model_uri"])
+        else:
+            uri = call(champion_from_routes, p["model_name"])
         return partition_jobs(call(plan_run, day, uri, p["input_root"], p["output_root"]))
 
     @task.branch

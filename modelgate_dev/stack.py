@@ -189,6 +189,7 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO),
         "MODELGATE_HOME": str(cfg.home),
+        "MODELGATE_SECRETS_DIR": str(cfg.home / "secrets"),
         "MODELGATE_MLFLOW_PORT": str(cfg.mlflow_port),
         "MODELGATE_AIRFLOW_PORT": str(cfg.airflow_port),
         "MODELGATE_ROUTER_PORT": str(cfg.router_port),

@@ -19,6 +19,9 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_ROOT / 'airflow' / 'airflow.db'}"
 os.environ["MODELGATE_HOME"] = str(_SESSION_ROOT / "modelgate")
+# the MLflow passwords of the test servers (and the audit key) stay here even where a test points
+# MODELGATE_HOME elsewhere, so every process a test starts finds its identity
+os.environ["MODELGATE_SECRETS_DIR"] = str(_SESSION_ROOT / "modelgate" / "secrets")
 os.environ.pop("AIRFLOW_CONN_MODELGATE_MLFLOW", None)
 
 

@@ -89,9 +89,9 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
     try:
         wait_http(f"{uri}/health", timeout=180, proc=proc)
         ensure_users(uri, secrets_dir())
-    except Exception:
+    except Exception as e:
         stop(proc)
-        raise RuntimeError((root / "mlflow-server.log").read_text()[-3000:]) from None
+        raise RuntimeError(f"{e}\n{(root / 'mlflow-server.log').read_text()[-3000:]}") from e
     return proc, uri
 
 

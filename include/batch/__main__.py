@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -103,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from include.batch.errors import BatchError, BatchInputError, BatchModelError
     from include.batch.job import BatchConfig, run_batch
     from include.errors import ModelgateError
+    from include.registry.credentials import role_identity, use_identity
     from include.registry.errors import RegistryError
+
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME"):  # a pod gets MLflow's variables from its Secret
+        use_identity(role_identity("batch"))  # read-only on the registry
 
     config = BatchConfig(
         model_uri=args.model_uri,

@@ -80,10 +80,12 @@ def _dag_test(env: dict[str, str], logical_date: str, conf: dict[str, Any]) -> d
 
 
 @pytest.mark.integration
-def test_dag_scores_validates_publishes_pins_champion_and_quarantines_a_corrupt_partition(
+def test_dag_scores_the_desired_champion_not_a_hand_moved_alias_validates_and_quarantines_a_corrupt_partition(
     tmp_path: Path, airflow_env: dict[str, str], tracking_uri: str
 ) -> None:
+    from include.config import get_settings
     from include.registry.registry import register_model, set_alias
+    from modelgate_control.store import RouteStore
 
     env = dict(airflow_env, MODELGATE_TRACKING_URI=tracking_uri, MLFLOW_TRACKING_URI=tracking_uri)
     env["MODELGATE_HOME"] = str(tmp_path / "home")
@@ -91,7 +93,16 @@ def test_dag_scores_validates_publishes_pins_champion_and_quarantines_a_corrupt_
     v = register_model(
         "batch-dag-test", make_classifier_onnx(tmp_path / "m.onnx"), actor="pytest", tracking_uri=tracking_uri
     )
-    set_alias("batch-dag-test", "champion", v.version, actor="pytest", tracking_uri=tracking_uri)
+    other = register_model(
+        "batch-dag-test", make_classifier_onnx(tmp_path / "m2.onnx", seed=7), actor="pytest",
+        tracking_uri=tracking_uri,
+    )  # fmt: skip
+    # the gates' desired state names v; the alias moved by hand (valid sha tag) to `other` changes nothing
+    store = RouteStore(get_settings().resolved_audit_db_url())
+    store.put("batch-dag-test", {"variants": [{"name": "champion", "uri": f"models:/batch-dag-test/{v.version}",
+              "weight_bp": 10000}], "champion": "champion"}, actor="pytest", reason="test")  # fmt: skip
+    store.dispose()
+    set_alias("batch-dag-test", "champion", other.version, actor="by-hand", tracking_uri=tracking_uri)
     day = tmp_path / "in" / "dt=2026-11-27"
     for i in range(2):
         write_partition(day / f"part-{i}.parquet", 800 + i, seed=i)
@@ -114,7 +125,7 @@ def test_dag_scores_validates_publishes_pins_champion_and_quarantines_a_corrupt_
     ]  # fmt: skip
     for i in range(2):
         man = json.loads((out / f"part-{i}.manifest.json").read_text())
-        assert man["model"]["uri"] == f"models:/batch-dag-test/{v.version}"  # champion pinned to its version
+        assert man["model"]["uri"] == f"models:/batch-dag-test/{v.version}"  # the desired champion, not the alias
         assert man["model"]["version"] == v.version and man["output"]["rows"] == 800 + i
     published = json.loads((out / "_PUBLISHED.json").read_text())
     assert [p["partition"] for p in published["partitions"]] == [

@@ -38,7 +38,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     )
     try:
         assert up.returncode == 0, up.stdout + up.stderr + (home / "stack.log").read_text()[-4000:]
-        assert "password:" in up.stdout
+        # where the passwords are, never a password (Airflow admin, MLflow users)
+        assert "password in" in up.stdout
+        for secret in (home / "secrets").glob("*password"):
+            assert secret.read_text().strip() not in up.stdout + (home / "stack.log").read_text()
         again = subprocess.run(
             [sys.executable, "-m", "modelgate_dev.stack", "up"],
             cwd=REPO,

@@ -26,8 +26,6 @@ def _metric(text: str, name: str) -> float:
 def test_registry_down_at_start_and_during_reload_serves_the_cache(
     inproc_factory, models, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast once the server is gone
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     proc, uri = start_mlflow_server(tmp_path / "mlflow")
     previous = mlflow.get_tracking_uri()
     try:
@@ -45,6 +43,9 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
                 "fault", v, "modelgate.sha256", hashlib.sha256(models["a"].read_bytes()).hexdigest()
             )
             client.set_registered_model_alias("fault", "champion", v)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast once the server is gone (set after the
+        # authenticated setup: its first requests hash passwords and may take seconds on a loaded machine)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         routes = {
             "models": {
                 "churn": {
