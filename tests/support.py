@@ -103,12 +103,18 @@ def mlflow_identity(user: str) -> MlflowIdentity:
     return read_identity(secrets_dir(), user)
 
 
-def mlflow_env(user: str) -> dict[str, str]:
+def mlflow_env(user: str, required: bool = True) -> dict[str, str]:
     """Return ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` of ``user``, for a process started by a test.
 
     For processes that read MLflow's standard variables (the router, mlflow CLIs); modelgate's own
-    processes find their identity in the secrets folder instead.
+    processes find their identity in the secrets folder instead. With ``required=False``, an empty
+    dict when no test server has made the users yet.
     """
+    from include.registry.audit_anchor import secrets_dir
+    from include.registry.credentials import password_file
+
+    if not required and not password_file(secrets_dir(), user).exists():
+        return {}
     who = mlflow_identity(user)
     return {"MLFLOW_TRACKING_USERNAME": who.username, "MLFLOW_TRACKING_PASSWORD": who.password}
 

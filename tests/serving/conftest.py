@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from support import REPO, free_port, make_logreg_onnx, stop, wait_http
+from support import REPO, free_port, make_logreg_onnx, mlflow_env, stop, wait_http
 
 ROUTER_DIR = REPO / "serving_images" / "router"
 ADMIN_TOKEN = "test-admin-token"
@@ -117,6 +117,7 @@ def start_router(
             "ROUTER_LOG_LEVEL": "info",
         }
     )
+    env.update(mlflow_env("router", required=False))  # reads the registry as `router`, as in the stack
     env.update(extra_env or {})
     log_path = tmp / "router.log"
     cmd = [

@@ -43,9 +43,6 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
                 "fault", v, "modelgate.sha256", hashlib.sha256(models["a"].read_bytes()).hexdigest()
             )
             client.set_registered_model_alias("fault", "champion", v)
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast once the server is gone (set after the
-        # authenticated setup: its first requests hash passwords and may take seconds on a loaded machine)
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         routes = {
             "models": {
                 "churn": {
@@ -59,6 +56,10 @@ def test_registry_down_at_start_and_during_reload_serves_the_cache(
             with first.client() as c:
                 assert c.post("/invocations", json=BODY).headers["x-model-version"] == v
                 assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 1, "stale": False}
+        # fail fast once the server is gone (set only now: with basic-auth on, a user's first
+        # request hashes its password, which can take seconds on a loaded machine)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     finally:
         mlflow.set_tracking_uri(previous)
         stop(proc)  # the registry is down from here on
