@@ -20,8 +20,8 @@ class ModelgateMlflowHook(BaseHook):
     The connection's host/port (and schema ``http``/``https``) form the tracking URI; its login and
     password (or, to keep the password out of the connection, ``extra.password_file``: a file
     holding it) are the MLflow basic-auth user, normally ``airflow``. Without the connection,
-    ``MODELGATE_TRACKING_URI`` (or its default) and the ``airflow`` password file of the secrets
-    folder are used. Credentials never go into ``os.environ``: they travel in the
+    ``MODELGATE_TRACKING_URI`` (or its default) is the server; without credentials in the
+    connection, the ``airflow`` password file of the secrets folder is the identity. Credentials never go into ``os.environ``: they travel in the
     ``Authorization`` header of this process's MLflow requests (``include.registry.credentials``).
     """
 
@@ -50,8 +50,9 @@ class ModelgateMlflowHook(BaseHook):
         password_file = conn.extra_dejson.get("password_file")
         if not password and password_file:
             password = Path(password_file).read_text().strip()
-        identity = MlflowIdentity(conn.login, password) if conn.login and password else None
-        return uri, identity
+        if conn.login and password:
+            return uri, MlflowIdentity(conn.login, password)
+        return uri, role_identity("airflow")  # a connection without credentials: the secrets folder's
 
     def get_conn(self) -> str:
         """Point this task process's MLflow client at the connection, as its identity; return the URI."""

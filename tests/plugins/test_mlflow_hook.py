@@ -43,3 +43,16 @@ def test_hook_uses_the_connection_identity_and_writes_no_credential_into_the_env
         assert "Authorization" not in resolve_request_headers()
     finally:
         use_identity(before)
+
+
+def test_a_connection_without_credentials_uses_the_airflow_password_file_of_the_secrets_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from include.registry.credentials import ensure_password
+    from plugins.mlflow_hook import ModelgateMlflowHook
+
+    monkeypatch.setenv("MODELGATE_SECRETS_DIR", str(tmp_path / "secrets"))
+    expected = ensure_password(tmp_path / "secrets", "airflow")
+    monkeypatch.setenv("AIRFLOW_CONN_MODELGATE_MLFLOW", "http://127.0.0.1:5998")  # as the production contract
+    uri, who = ModelgateMlflowHook().connection()
+    assert uri == "http://127.0.0.1:5998" and who == expected
