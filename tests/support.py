@@ -87,7 +87,7 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", timeout=180, proc=proc)
+        wait_http(f"{uri}/health", timeout=300, proc=proc)  # the auth app starts slowly on a loaded machine
         ensure_users(uri, secrets_dir())
     except Exception as e:
         stop(proc)
