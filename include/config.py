@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     tracking_uri: str = "http://127.0.0.1:5000"
     """MLflow tracking and registry server."""
 
+    mlflow_ui_url: str = ""
+    """Base URL people open for MLflow's UI in links of the evidence view; default ``tracking_uri``."""
+
     audit_db_url: str | None = None
     """SQLAlchemy URL of the audit log; defaults to SQLite under ``home``."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -76,7 +75,7 @@ def sources() -> Sources:
 
     s = get_settings()
     urls, token = router_replicas()
-    mlflow_ui = os.environ.get("MODELGATE_MLFLOW_UI_URL") or s.tracking_uri
+    mlflow_ui = s.mlflow_ui_url or s.tracking_uri
     return Sources(tracking_uri=s.tracking_uri, mlflow_url=mlflow_ui, replicas=urls, router_token=token)
 
 
