@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     analytics_memory_limit: str = "512MB"
     """DuckDB's memory limit; beyond it DuckDB spills to ``<home>/analytics-tmp``."""
 
-    analytics_threads: int = 2
-    """DuckDB worker threads."""
+    analytics_threads: int = 0
+    """DuckDB worker threads; 0 (the default) means one per CPU of the machine."""
 
     spark_master: str = "local[2]"
     """Spark master URL when the engine is ``spark`` (``local[N]``, ``spark://host:7077``, ``yarn``)."""

@@ -146,7 +146,7 @@ def reduction_sql(exp: Experiment, end: datetime, inputs: Inputs) -> str:
         ev_cols.append("request_id AS rid")
     ctes = [
         "ev AS (SELECT " + ", ".join([
-            f"{exp.unit} AS unit", f"CASE variant {vcase} ELSE {nv} END AS vcode", "unix_micros(ts) AS ts_us",
+            f"{exp.unit} AS unit", f"CASE variant {vcase} ELSE {nv} END AS vcode", "ts",
             "CASE WHEN consent THEN 1 ELSE 0 END AS consent_i", *ev_cols,
         ]) + " FROM events"
         f" WHERE date >= '{first_day}' AND date <= '{last_day}' AND unix_micros(ts) >= {start_us}"
@@ -155,7 +155,7 @@ def reduction_sql(exp: Experiment, end: datetime, inputs: Inputs) -> str:
     out_cols = inputs.outcome_columns
     o_where = f" WHERE unix_micros(ts) < {end_us}" if inputs.outcomes_have_ts else ""
     o_sums = ", ".join(f"SUM(CAST({c} AS DOUBLE)) AS o_{c}" for c in out_cols)
-    unit_aggs = ["ev.unit AS unit", "MIN(vcode) AS vmin", "MAX(vcode) AS vmax", "MIN(ts_us) AS first_us",
+    unit_aggs = ["ev.unit AS unit", "MIN(vcode) AS vmin", "MAX(vcode) AS vmax", "MIN(ts) AS first_ts",
                  "COUNT(*) AS requests", "MIN(consent_i) AS consent_all"]  # fmt: skip
     unit_aggs += [f"SUM(e_{c}) AS e_{c}" for c in inputs.event_columns]
     join = ""
@@ -171,7 +171,7 @@ def reduction_sql(exp: Experiment, end: datetime, inputs: Inputs) -> str:
         "WHEN vmin <> vmax THEN 'several' "
         f"WHEN consent_all = 0 THEN 'no_consent' WHEN vmin >= {nv} THEN 'unknown' ELSE 'ok' END AS class",
         "vmin AS vcode",
-        f"LEAST(GREATEST(CAST(FLOOR((first_us - {start_us}) / {DAY_US}.0) AS BIGINT), 0), "
+        f"LEAST(GREATEST(CAST(FLOOR((unix_micros(first_ts) - {start_us}) / {DAY_US}.0) AS BIGINT), 0), "
         f"{days(exp, end) - 1}) AS day",
         "requests",
         *[f"e_{c}" for c in inputs.event_columns],

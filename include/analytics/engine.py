@@ -8,6 +8,7 @@ the same for every engine.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,7 +174,7 @@ def open_engine(name: str | None = None) -> Iterator[Engine]:
 
         engine = DuckDBEngine(
             memory_limit=settings.analytics_memory_limit,
-            threads=settings.analytics_threads,
+            threads=settings.analytics_threads or os.cpu_count() or 1,
             temp_dir=settings.home / "analytics-tmp",
         )
     elif chosen == "spark":
