@@ -134,8 +134,10 @@ class RouterHook(BaseHook):
         return self.get_conn().stats()
 
     def guard_events(self) -> list[dict[str, Any]]:
-        """Return the guard's cut events."""
-        return self.get_conn().guard_events()
+        """Return the guard's cut events of every replica (:meth:`replicas`, read now)."""
+        client = self.get_conn()
+        client.replicas = self.replicas()
+        return client.guard_events()
 
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the router's own change log, oldest first."""

@@ -7,6 +7,7 @@ Errors are told apart by the router's HTTP status code (:mod:`include.routing.er
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -239,8 +240,29 @@ class RouterClient:
         return self.call("GET", "/admin/stats")["variants"]
 
     def guard_events(self) -> list[dict[str, Any]]:
-        """Return the guard's cut events (model, variant, reason, window counts)."""
-        return self.call("GET", "/admin/guard/events")["events"]
+        """Return the guard's cut events (model, variant, reason, window counts) of every replica.
+
+        A guard trips on the replica that saw the failures (and writes the cut through the store), so
+        each replica is asked; one that does not answer is skipped with a warning, unless none answers.
+
+        Raises:
+            RouterUnreachable: no replica answered.
+        """
+        events: dict[str, dict[str, Any]] = {}
+        errors: list[str] = []
+        for url in self.replicas:
+            try:
+                got = RouterClient(url, self.token, self.actor, self.timeout).call("GET", "/admin/guard/events")
+            except RouterUnreachable as err:
+                errors.append(err.message)
+                continue
+            for event in got["events"]:
+                events.setdefault(json.dumps(event, sort_keys=True, default=str), event)
+        if errors and len(errors) == len(self.replicas):
+            raise RouterUnreachable("; ".join(errors))
+        for message in errors:
+            log.warning("guard events incomplete: %s", message)
+        return sorted(events.values(), key=lambda e: float(e.get("ts", 0)))
 
     def changes(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Return the router's own change log, oldest first.

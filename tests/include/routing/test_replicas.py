@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from support import free_port
 
-from include.routing.errors import InvalidReplicas, NotConverged
+from include.routing.errors import InvalidReplicas, NotConverged, RouterUnreachable
 from include.routing.replicas import (
     replica_state,
     replicas_from_endpoints,
@@ -159,6 +159,12 @@ def test_a_change_sent_to_one_real_replica_is_awaited_on_every_replica(tmp_path)
         assert [(v["generation"], v["weights"], v["stale"]) for v in views] == [(generation, {"champion": 10000}, False)] * 2
         assert replicas_agree(views) is None
         assert "generations differ" in (replicas_agree([*views, {**views[0], "generation": generation - 1}]) or "")
+        assert client.guard_events() == []
+        stop(replicas[0].proc)
+        assert client.guard_events() == [], "a replica that does not answer is skipped"
+        stop(replicas[1].proc)
+        with pytest.raises(RouterUnreachable):
+            client.guard_events()
     finally:
         for r in replicas:
             stop(r.proc)
