@@ -197,7 +197,9 @@ class _Demo:
         for dag_id in ("regression_testing", "canary_promotion"):  # both run on Asset events
             self.client.unpause(dag_id)
         self.router_url = f"http://127.0.0.1:{self.cfg.router_port}"
-        self.router = RouterClient(self.router_url, router_token(self.cfg), actor="demo")
+        self.router = RouterClient(
+            self.router_url, router_token(self.cfg), actor="demo", replicas=self.cfg.router_urls
+        )
 
     def _timed(self, stage: str, t0: float) -> None:
         self.stages.append({"stage": stage, "seconds": round(time.monotonic() - t0, 1)})
@@ -263,7 +265,9 @@ class _Demo:
         if self.router.get_routes(self.name) is None:
             print(f"routing {self.name} to its champion, version {champion}")
             routes = cc.desired_routes(None, self.name, str(champion), None, 0, None)
-            self.router.put_routes(self.name, routes, "demo")
+            answer = self.router.put_routes(self.name, routes, "demo")
+            # traffic goes to every replica: start it only once each serves the model (no 404 meanwhile)
+            self.router.wait_converged(answer.get("generation"))
         return str(champion)
 
     def candidate(self) -> tuple[str, Path]:
