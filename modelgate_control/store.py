@@ -212,6 +212,47 @@ class RouteStore:
             return gen
         raise ControlError(f"cannot write the routes store: audit head kept moving after {retries} attempts")
 
+    def record(self, actor: str, action: str, subject: str, after: Any = None, run_id: str | None = None,
+               retries: int = 50) -> int:
+        """Append one audit record that goes with no route change (a refusal the router decided).
+
+        Args:
+            actor: who decided (``router-residency@<host>``...).
+            action: what kind of decision (``residency.refused``).
+            subject: what it concerned (``models:/churn/3``).
+            after: details (JSON data).
+            run_id: the Airflow run id, if any.
+            retries: attempts when another writer took the same record number.
+
+        Returns:
+            The record's number.
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+            ControlError: the record could not be written.
+        """
+        self._prepare()
+        key = load_key(self.key_file, create=True)
+        for _ in range(retries):
+            try:
+                with self.engine.begin() as conn:
+                    rec = append_in(conn, key, actor, action, subject, None, after, run_id)
+            except IntegrityError:
+                continue  # another audit writer took this record number: retry on the new head
+            except OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    time.sleep(0.02)
+                    continue
+                raise StoreUnavailable(f"cannot write the audit log {self._safe_url()}: {e}") from e
+            except SQLAlchemyError as e:
+                raise ControlError(f"cannot write the audit log {self._safe_url()}: {e}") from e
+            try:
+                advance_head(key, self.key_file.parent, self.url, Head(rec.id, rec.mac))
+            except (OSError, ControlError) as e:
+                log.warning("audit head anchor not advanced: %s", e)
+            return int(rec.id)
+        raise ControlError(f"cannot write the audit log: audit head kept moving after {retries} attempts")
+
     def _apply_once(
         self,
         key: bytes,

@@ -76,6 +76,18 @@ def test_route_stores_and_other_audit_writers_share_one_chain(backend, _own_secr
     assert audit.verify(backend.url).ok
 
 
+def test_a_decision_without_route_change_is_recorded_in_the_same_chain_and_changes_no_generation(backend, _own_secrets):
+    s = _store(backend.url, _own_secrets)
+    gen = s.put("churn", _doc(100), actor="a", reason="r")
+    seq = s.record("router-residency@h", "residency.refused", "routes:churn", {"region": "me-central-1"})
+    assert seq == 2 and s.generation() == gen
+    rec = audit.read_records(backend.url)[-1]
+    assert (rec.actor, rec.action, rec.subject, rec.after) == (
+        "router-residency@h", "residency.refused", "routes:churn", {"region": "me-central-1"})
+    res = audit.verify(backend.url)
+    assert res.ok and res.records == 2 and res.notes == [], res
+
+
 def test_seeding_writes_only_models_the_store_never_held(backend, _own_secrets):
     s = _store(backend.url, _own_secrets)
     s.put("churn", _doc(3000), actor="admin", reason="live change")

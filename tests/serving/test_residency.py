@@ -54,6 +54,14 @@ def test_router_in_me_central_1_refuses_a_version_resident_in_eu_west_1(tracking
     assert (
         refusals[-1]["code"] == "residency_refused" and f"models:/{name}/{foreign}" in refusals[-1]["error"]
     )
+    # the refusal is in the signed audit log the router shares with the gates (its store's database)
+    from include.registry.audit import read_records, verify
+
+    url = f"sqlite:///{(r.state_dir / 'control.db').resolve()}"
+    refused = [rec for rec in read_records(url) if rec.action == "residency.refused"]
+    assert len(refused) == 1 and refused[0].subject == "routes:churn", refused
+    assert refused[0].after["region"] == REGION and f"models:/{name}/{foreign}" in refused[0].after["error"]
+    assert verify(url).ok
 
 
 def test_a_router_does_not_start_on_another_regions_events_root(tmp_path, models):

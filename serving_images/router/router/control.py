@@ -21,6 +21,7 @@ request's worker thread:
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -67,6 +68,8 @@ class Control:
         self.pending_cuts: dict[tuple[str, str], str] = {}
         """Guard cuts made here and not yet written to the store: (model, variant) -> reason."""
         self._failed: tuple[int, float] | None = None
+        self._audited_refusals: set[tuple[str, str]] = set()
+        """Residency refusals already written to the audit log (a failed generation is retried every 10 s)."""
         self._default_model: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -167,7 +170,7 @@ class Control:
         except RouterError as e:
             self.behind = gen
             self._failed = (gen, time.monotonic() + RETRY_FAILED_SECONDS)
-            self.plane.report_error("routes.follow", f"generation:{gen}", e)
+            self._refused("routes.follow", f"generation:{gen}", e)
             log.error("generation %d not served, keeping generation %d: %s", gen, served, e.message)
             if force and not self.plane.table.models and served == 0:
                 raise
@@ -242,7 +245,7 @@ class Control:
             try:
                 mt = self.plane.build_model(name, routes)
             except RouterError as e:
-                self.plane.report_error("routes.put", f"routes:{name}", e)
+                self._refused("routes.put", f"routes:{name}", e)
                 raise
             after = dump_routes(mt)
             gen = self._commit({name: after}, actor, reason, run_id, "routes.put")
@@ -282,7 +285,7 @@ class Control:
                 doc = load_document(path)
                 built = {name: self.plane.build_model(name, r) for name, r in doc.models.items()}
             except RouterError as e:
-                self.plane.report_error("routes.reload", "routes:*", e)
+                self._refused("routes.reload", "routes:*", e)
                 raise
             self._default_model = doc.default_model
             changes: dict[str, Any] = {name: _dump(r) for name, r in doc.models.items()}
@@ -298,6 +301,23 @@ class Control:
             self._reconcile(force=True, prebuilt=prebuilt)
         except (ControlError, OSError) as e:
             log.warning("generation %d committed but not served yet (the poll retries): %s", gen, e)
+
+    def _refused(self, action: str, subject: str, err: RouterError) -> None:
+        """Report a refused change; a residency refusal also goes to the signed audit log (once per decision)."""
+        self.plane.report_error(action, subject, err)
+        if err.code != "residency_refused":
+            return
+        seen = (subject if action != "routes.follow" else "follow", err.message)
+        if seen in self._audited_refusals:
+            return
+        try:
+            self.store.record(
+                f"router-residency@{socket.gethostname()}", "residency.refused", subject,
+                {"attempted": action, "region": self.plane.settings.region, "error": err.message},
+            )
+            self._audited_refusals.add(seen)
+        except (ControlError, OSError) as e:  # the refusal stands; only its audit record is missing
+            log.error("residency refusal not audited (%s): %s", e, err.message)
 
     def _commit(self, changes: dict[str, Any], actor: str, reason: str, run_id: str | None, action: str) -> int:
         try:
