@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--router-url", default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME"):  # MLflow runs basic-auth: act as the registry writer
+        from include.registry.credentials import role_identity, use_identity
+
+        use_identity(role_identity("airflow"))
     router = RouterClient.from_env(a.router_url, actor=a.actor)
     try:
         out = (
