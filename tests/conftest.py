@@ -44,6 +44,23 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc)
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_identity_restored() -> Iterator[None]:
+    """Give every test the MLflow identity the one before it had.
+
+    The identity is process-wide (``use_identity``): code a test runs in-process (the MLflow hook of a
+    ``dag.test()`` task, the batch job's ``main`` as ``batch``, the rollback CLI) switches it, and the
+    next test's registry writes would then carry that identity (403) or none (401).
+    """
+    from include.registry import credentials
+
+    with credentials._lock:
+        before = list(credentials._current)
+    yield
+    with credentials._lock:
+        credentials._current[:] = before
+
+
 @pytest.fixture
 def tracking_uri(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point this test's MLflow client and modelgate settings at the session's server."""
