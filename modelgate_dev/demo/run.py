@@ -114,6 +114,11 @@ def _ensure_stack(cfg: Any, policy: str) -> dict[str, str]:
     # its final verify go where the stack's do, not to a SQLite file under home
     if "MODELGATE_AUDIT_DB_URL" in env:
         os.environ["MODELGATE_AUDIT_DB_URL"] = env["MODELGATE_AUDIT_DB_URL"]
+    # MLflow runs with basic-auth: the demo's own registry reads and its A/B analysis run write as the
+    # pipeline's writer identity (password file under the stack's secrets; never in the environment)
+    from include.registry.credentials import role_identity, use_identity
+
+    use_identity(role_identity("airflow"))
     return env
 
 
