@@ -98,9 +98,13 @@ def test_ci_registers_a_model_through_the_rest_api_and_mlflow_has_it(
     assert '"state": "success"' in res.stdout
     from mlflow import MlflowClient
 
+    from include.registry.credentials import as_identity, read_identity
+
     uri = f"http://127.0.0.1:{stack['MODELGATE_MLFLOW_PORT']}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    mv = client.get_model_version_by_alias("e2e-churn", "champion")
+    # the stack's MLflow runs with basic-auth: read as its human admin (password file under its home)
+    with as_identity(read_identity(Path(stack["MODELGATE_HOME"]) / "secrets", "admin")):
+        mv = client.get_model_version_by_alias("e2e-churn", "champion")
     assert mv.version == "1"
     assert mv.tags["modelgate.registered_by"] == "admin", "the actor is the authenticated API user"
     import hashlib
