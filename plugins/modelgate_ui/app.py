@@ -33,6 +33,7 @@ from plugins.modelgate_ui.auth import Caller, caller, same_origin
 log = logging.getLogger(__name__)
 
 ROUTER_CONN_ID = "modelgate_router"
+MLFLOW_CONN_ID = "modelgate_mlflow"
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
@@ -69,10 +70,38 @@ def router_replicas() -> tuple[list[str], str]:
     return [url], conn.password or ""
 
 
-def sources() -> Sources:
-    """Where the evidence is read from in this api-server."""
-    from include.config import get_settings
+def mlflow_identity() -> Any:
+    """The identity this api-server reads MLflow with: the ``modelgate_mlflow`` connection's, else ``airflow``'s.
 
+    MLflow runs with basic-auth; the connection carries a login and a password or ``extra.password_file``
+    (as in ``plugins.mlflow_hook``), and without one the secrets folder's ``airflow`` password is used.
+    """
+    from pathlib import Path
+
+    from airflow.models.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from include.registry.credentials import MlflowIdentity, role_identity
+
+    try:
+        conn = Connection.get_connection_from_secrets(MLFLOW_CONN_ID)
+    except AirflowNotFoundException:
+        return role_identity("airflow")
+    password = conn.password or ""
+    password_file = conn.extra_dejson.get("password_file") if conn.extra else None
+    if not password and password_file:
+        password = Path(password_file).read_text().strip()
+    if conn.login and password:
+        return MlflowIdentity(conn.login, password)
+    return role_identity("airflow")
+
+
+def sources() -> Sources:
+    """Where the evidence is read from in this api-server (MLflow read as :func:`mlflow_identity`)."""
+    from include.config import get_settings
+    from include.registry.credentials import use_identity
+
+    use_identity(mlflow_identity())  # every MLflow read of this process goes as the same identity
     s = get_settings()
     urls, token = router_replicas()
     mlflow_ui = s.mlflow_ui_url or s.tracking_uri
