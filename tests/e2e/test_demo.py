@@ -55,6 +55,7 @@ def _demo(env: dict[str, str], scenario: str) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.timeout(2400)  # two whole demos (each bounded at 900 s below); the suite's 900 s is per test
 def test_demo_good_then_bad_canary(demo_env: dict[str, str]) -> None:
     good = _demo(demo_env, "good")
     v2 = good["candidate"]["version"]
