@@ -85,6 +85,7 @@ def check_pages(
     pages: list[tuple[str, list[str], Path | None]],
     cookies: list[dict[str, Any]] | None = None,
     timeout_s: float = 60.0,
+    http_credentials: dict[str, str] | None = None,
 ) -> list[PageCheck]:
     """Load each page in headless Chromium and report what went wrong.
 
@@ -92,6 +93,8 @@ def check_pages(
         pages: ``(url, texts that must be in the DOM, screenshot path or None)``.
         cookies: cookies for the browser context (e.g. the Airflow session cookie).
         timeout_s: per-page load timeout.
+        http_credentials: HTTP basic credentials (``username``, ``password``, ``origin``) sent to that
+            origin (MLflow's basic-auth app serves the reports).
 
     Returns:
         One :class:`PageCheck` per page, in order.
@@ -103,7 +106,10 @@ def check_pages(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=ensure_chromium(), args=["--no-sandbox", "--disable-gpu"])
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            extra: dict[str, Any] = {}
+            if http_credentials:
+                extra["http_credentials"] = {**http_credentials, "send": "always"}
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, **extra)
             if cookies:
                 context.add_cookies(cookies)  # type: ignore[arg-type]
             for url, texts, shot in pages:
@@ -206,6 +212,13 @@ def demo_pages(summary: dict[str, Any], password: str) -> tuple[list[tuple[str, 
 
 def demo_screenshots(summary: dict[str, Any], home: Path, password: str) -> list[PageCheck]:
     """Check the demo's plugin page and reports in Chromium and save screenshots under ``home/screenshots``."""
+    from urllib.parse import urlsplit
+
+    from include.registry.credentials import read_identity
+
     pages, cookies = demo_pages(summary, password)
     folder = home / "screenshots"
-    return check_pages([(u, t, folder / name) for u, t, name in pages], cookies)
+    who = read_identity(home / "secrets", "admin")  # MLflow's reports are read as its human admin
+    mlflow = urlsplit(summary["mlflow_ui"])
+    creds = {"username": who.username, "password": who.password, "origin": f"{mlflow.scheme}://{mlflow.netloc}"}
+    return check_pages([(u, t, folder / name) for u, t, name in pages], cookies, http_credentials=creds)
