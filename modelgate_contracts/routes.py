@@ -88,6 +88,13 @@ class ModelRoutes(BaseModel):
         return self.champion if self.champion is not None else self.variants[0].name
 
 
+def champion_of(doc: dict[str, Any]) -> str | None:
+    """Return the champion variant's name of one model's routes as JSON data (explicit, or the first
+    variant, as :meth:`ModelRoutes.champion_name`); None when it has no variants."""
+    variants = doc.get("variants") or []
+    return doc.get("champion") or (variants[0].get("name") if variants else None)
+
+
 class RoutesDocument(BaseModel):
     """The whole routes document."""
 

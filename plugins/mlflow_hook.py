@@ -38,7 +38,7 @@ class ModelgateMlflowHook(BaseHook):
         """Return the tracking URI and the identity of the connection (None: anonymous)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from include.registry.credentials import MlflowIdentity, role_identity
+        from include.registry.credentials import role_identity
 
         try:
             conn = self.get_connection(self.mlflow_conn_id)
@@ -46,13 +46,7 @@ class ModelgateMlflowHook(BaseHook):
             return os.environ.get("MODELGATE_TRACKING_URI", "http://127.0.0.1:5000"), role_identity("airflow")
         scheme = conn.schema or "http"
         uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-        password = conn.password
-        password_file = conn.extra_dejson.get("password_file")
-        if not password and password_file:
-            password = Path(password_file).read_text().strip()
-        if conn.login and password:
-            return uri, MlflowIdentity(conn.login, password)
-        return uri, role_identity("airflow")  # a connection without credentials: the secrets folder's
+        return uri, identity_of(conn)
 
     def get_conn(self) -> str:
         """Point this task process's MLflow client at the connection, as its identity; return the URI."""
@@ -63,3 +57,20 @@ class ModelgateMlflowHook(BaseHook):
         os.environ["MLFLOW_TRACKING_URI"] = uri
         use_identity(identity)
         return uri
+
+
+def identity_of(conn: Any) -> MlflowIdentity | None:
+    """Return the MLflow identity a ``modelgate_mlflow`` connection carries.
+
+    Its login with its password or ``extra.password_file``; a connection without credentials stands
+    for the secrets folder's ``airflow`` identity (None when that file is missing: anonymous).
+    """
+    from include.registry.credentials import MlflowIdentity, role_identity
+
+    password = conn.password
+    password_file = conn.extra_dejson.get("password_file") if conn.extra else None
+    if not password and password_file:
+        password = Path(password_file).read_text().strip()
+    if conn.login and password:
+        return MlflowIdentity(conn.login, password)
+    return role_identity("airflow")

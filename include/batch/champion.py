@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from include.batch.errors import BatchModelError
+from modelgate_contracts.routes import champion_of
 from modelgate_contracts.uris import MalformedModelUri, parse_model_uri
 
 log = logging.getLogger(__name__)
@@ -32,24 +33,16 @@ def champion_from_routes(model: str, store_url: str | None = None) -> str:
         BatchModelError: the model has no desired routes, no champion variant, or its champion
             is named by an alias (desired state must pin a version).
     """
-    from modelgate_control.store import RouteStore
+    from include.registry.audit import route_store
 
-    if store_url is None:
-        from include.config import get_settings
-
-        store_url = get_settings().resolved_audit_db_url()
-    store = RouteStore(store_url)
-    try:
-        got = store.get(model)
-    finally:
-        store.dispose()
+    got = route_store(store_url).get(model)
     if got is None or not got[1].get("variants"):
         raise BatchModelError(
             f"model {model!r} has no desired routes in the routes store: the nightly batch scores the "
             "champion the gates deployed (canary_promotion), never an MLflow alias alone"
         )
     generation, doc = got
-    name = doc.get("champion", "champion")
+    name = champion_of(doc)
     variant = next((v for v in doc["variants"] if v.get("name") == name), None)
     if variant is None:
         raise BatchModelError(f"desired routes of {model!r} have no champion variant named {name!r}")

@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from include.canary.errors import CanaryError
+from modelgate_contracts.routes import champion_of
 from modelgate_contracts.uris import MalformedModelUri, parse_model_uri, version_uri
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def served_champion(model: str, routes: dict[str, Any], canary_held: bool) -> tu
         ``("ok", version)``, ``("unmanaged", None)`` for a local file, or ``("undecidable", why)``.
     """
     variants = routes.get("variants") or []
-    name = routes.get("champion") or (variants[0]["name"] if variants else None)
+    name = champion_of(routes)
     chosen = [v for v in variants if v.get("name") == name]
     if not chosen:
         return UNDECIDABLE, f"routes of {model} name champion variant {name!r} but have {[v.get('name') for v in variants]}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.canary.state import CANARY, CHAMPION
 from include.routing.replicas import DEFAULT_CONVERGE_SECONDS
-from modelgate_contracts.routes import TOTAL_BP
+from modelgate_contracts.routes import TOTAL_BP, champion_of
 from modelgate_contracts.uris import version_uri
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def same_routes(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
 
     def key(r: dict[str, Any]) -> Any:
         vs = sorted((v["name"], v["uri"], int(v["weight_bp"])) for v in r.get("variants", []))
-        return vs, r.get("champion", r.get("variants", [{}])[0].get("name"))
+        return vs, champion_of(r)
 
     if key(a) != key(b):
         return False

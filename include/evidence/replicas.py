@@ -13,19 +13,15 @@ from typing import Any
 
 import httpx
 
+from include.routing.replicas import replica_state as read_replica
+
 log = logging.getLogger(__name__)
-
-
-def _generation(r: httpx.Response, body: dict[str, Any]) -> int | None:
-    raw = body.get("generation", r.headers.get("x-routes-generation"))
-    try:
-        return None if raw is None else int(raw)
-    except (TypeError, ValueError):
-        return None
 
 
 def replica_state(url: str, token: str, model: str, timeout: float = 3.0) -> dict[str, Any]:
     """Return one replica's state for ``model``.
+
+    The readiness answer is read by the gates' own reader (:func:`include.routing.replicas.replica_state`).
 
     Args:
         url: the replica's base URL.
@@ -37,24 +33,25 @@ def replica_state(url: str, token: str, model: str, timeout: float = 3.0) -> dic
         ``{"url", "ready", "generation", "stale", "routes", "error"}`` (``routes`` None when the
         replica does not serve the model).
     """
-    out: dict[str, Any] = {"url": url, "ready": False, "generation": None, "stale": None, "routes": None, "error": None}
-    base = url.rstrip("/")
+    st = read_replica(url, timeout)
+    out: dict[str, Any] = {
+        "url": url, "ready": st.status == 200, "generation": st.generation, "stale": st.stale, "routes": None,
+        "error": st.error if st.status is None else None,
+    }  # fmt: skip
+    if st.status is None:
+        return out
     try:
-        with httpx.Client(timeout=timeout) as c:
-            r = c.get(f"{base}/v2/health/ready")
-            try:
-                body = r.json() if r.content else {}
-            except ValueError:
-                body = {}
-            body = body if isinstance(body, dict) else {}
-            out.update(ready=r.status_code == 200, generation=_generation(r, body), stale=body.get("stale"))
-            rr = c.get(f"{base}/admin/models/{model}/routes", headers={"Authorization": f"Bearer {token}"})
-            if rr.status_code == 200:
-                out["routes"] = rr.json().get("routes")
-            elif rr.status_code != 404:
-                out["error"] = f"routes: HTTP {rr.status_code} {rr.text[:200]}"
+        rr = httpx.get(
+            f"{url.rstrip('/')}/admin/models/{model}/routes",
+            headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
+        )  # fmt: skip
     except httpx.HTTPError as e:
         out["error"] = f"{type(e).__name__}: {e}"
+        return out
+    if rr.status_code == 200:
+        out["routes"] = rr.json().get("routes")
+    elif rr.status_code != 404:
+        out["error"] = f"routes: HTTP {rr.status_code} {rr.text[:200]}"
     return out
 
 
@@ -84,20 +81,17 @@ def desired(model: str, url: str | None = None) -> dict[str, Any]:
         ``{"generation", "model_generation", "routes", "weights", "actor", "reason", "run_id",
         "updated_at", "error"}``; ``error`` names why the store could not be read.
     """
-    from include.config import get_settings
+    from include.registry.audit import route_store
     from modelgate_control import ControlError
-    from modelgate_control.store import RouteStore
 
     out: dict[str, Any] = {"generation": None, "model_generation": None, "routes": None, "weights": {}, "error": None}
-    store = RouteStore(url or get_settings().resolved_audit_db_url())
     try:
+        store = route_store(url)  # cached per URL: one engine for every page
         out["generation"] = store.generation()
         row = store.history(model)
     except ControlError as e:
         out["error"] = str(e)
         return out
-    finally:
-        store.dispose()
     if row is not None:
         out.update(
             model_generation=row["generation"], routes=row["document"], weights=weights(row["document"]),

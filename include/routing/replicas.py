@@ -39,12 +39,14 @@ class ReplicaState:
         generation: the routes generation it serves (None: no answer or none reported).
         stale: whether it says it cannot reach the store (None: not reported).
         error: why there is no generation, in words (None when there is one).
+        status: the HTTP status of its readiness answer (None: it did not answer).
     """
 
     url: str
     generation: int | None
     stale: bool | None = None
     error: str | None = None
+    status: int | None = None
 
     def describe(self) -> str:
         """Return the state in words, for messages."""
@@ -82,10 +84,14 @@ def replica_state(url: str, timeout: float = 2.0) -> ReplicaState:
     try:
         generation = int(raw) if raw is not None else None
     except (TypeError, ValueError):
-        return ReplicaState(base, None, error=f"reported a generation that is not an integer: {raw!r}")
+        return ReplicaState(
+            base, None, error=f"reported a generation that is not an integer: {raw!r}", status=r.status_code
+        )
     if generation is None:
-        return ReplicaState(base, None, error=f"reports no routes generation (status {r.status_code})")
-    return ReplicaState(base, generation, bool(stale) if stale is not None else None)
+        return ReplicaState(
+            base, None, error=f"reports no routes generation (status {r.status_code})", status=r.status_code
+        )
+    return ReplicaState(base, generation, bool(stale) if stale is not None else None, status=r.status_code)
 
 
 def wait_converged(

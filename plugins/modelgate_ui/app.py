@@ -33,7 +33,6 @@ from plugins.modelgate_ui.auth import Caller, caller, same_origin
 log = logging.getLogger(__name__)
 
 ROUTER_CONN_ID = "modelgate_router"
-MLFLOW_CONN_ID = "modelgate_mlflow"
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
@@ -50,50 +49,38 @@ def airflow_api(request: Request) -> str:
 def router_replicas() -> tuple[list[str], str]:
     """Return the router replica URLs and admin token from the ``modelgate_router`` connection.
 
-    The connection's extra may list ``{"replicas": [...]}``; else its host is the one replica. Without
+    The connection's extra may list ``{"replicas": [...]}`` (read by the gates' own parser,
+    :func:`include.routing.replicas.replicas_from_extra`); else its host is the one replica. Without
     the connection, ``MODELGATE_ROUTER_URL`` and ``ROUTER_ADMIN_TOKEN`` (the settings) are used.
     """
     from airflow.models.connection import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from include.config import get_settings
+    from include.routing.replicas import replicas_from_extra
 
     try:
         conn = Connection.get_connection_from_secrets(ROUTER_CONN_ID)
     except AirflowNotFoundException:
         s = get_settings()
         return [s.router_url], s.router_admin_token
-    replicas = conn.extra_dejson.get("replicas") if conn.extra else None
-    if isinstance(replicas, list) and replicas:
-        return [str(u) for u in replicas], conn.password or ""
     url = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-    return [url], conn.password or ""
+    return replicas_from_extra(conn.extra_dejson if conn.extra else None, url), conn.password or ""
 
 
 def mlflow_identity() -> Any:
-    """The identity this api-server reads MLflow with: the ``modelgate_mlflow`` connection's, else ``airflow``'s.
-
-    MLflow runs with basic-auth; the connection carries a login and a password or ``extra.password_file``
-    (as in ``plugins.mlflow_hook``), and without one the secrets folder's ``airflow`` password is used.
-    """
-    from pathlib import Path
-
+    """The identity this api-server reads MLflow with: the ``modelgate_mlflow`` connection's
+    (:func:`plugins.mlflow_hook.identity_of`), else the secrets folder's ``airflow``."""
     from airflow.models.connection import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from include.registry.credentials import MlflowIdentity, role_identity
+    from include.registry.credentials import role_identity
+    from plugins.mlflow_hook import CONN_ID, identity_of
 
     try:
-        conn = Connection.get_connection_from_secrets(MLFLOW_CONN_ID)
+        return identity_of(Connection.get_connection_from_secrets(CONN_ID))
     except AirflowNotFoundException:
         return role_identity("airflow")
-    password = conn.password or ""
-    password_file = conn.extra_dejson.get("password_file") if conn.extra else None
-    if not password and password_file:
-        password = Path(password_file).read_text().strip()
-    if conn.login and password:
-        return MlflowIdentity(conn.login, password)
-    return role_identity("airflow")
 
 
 def sources() -> Sources:
