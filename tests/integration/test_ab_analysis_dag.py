@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,9 @@ def promotion_env(tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyP
 
     from include.registry import registry as reg
 
-    name = f"abchurn{os.getpid()}{tmp_path.name[-6:].replace('_', '')}"
+    # one model per test: pytest truncates tmp_path names, so two tests could share a name (and an
+    # experiment concluded by one would be "concluded" in the next)
+    name = f"abchurn{uuid.uuid4().hex[:12]}"
     v1 = make_logreg_onnx(tmp_path / "v1.onnx", seed=1)
     v2 = make_logreg_onnx(tmp_path / "v2.onnx", seed=2)
     ver1 = str(reg.register_model(name, v1, actor="test").version)
