@@ -211,7 +211,7 @@ class RouterClient:
             RouterUnreachable: the replica does not answer.
         """
         state = replica_state(self.url)
-        if state.generation is None and state.error and state.error.startswith("unreachable"):
+        if state.status is None:  # no answer at all (a replica answering without a generation is None)
             raise RouterUnreachable(f"router at {self.url} {state.error}")
         return state.generation
 
