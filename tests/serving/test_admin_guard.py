@@ -159,3 +159,22 @@ def test_the_routes_file_seeds_only_models_the_store_never_held(inproc_factory, 
         assert got["generation"] == 3 and got["routes"] == routes
         assert c.post("/models/fraud/invocations", json=BODY).headers["x-variant"] == "v1"
         assert c.get("/v2/health/ready").json() == {"ready": True, "generation": 3, "stale": False}
+
+
+def test_a_variant_taken_out_of_the_routes_reads_zero_weight_in_metrics_until_it_returns(
+    inproc_factory, models
+):
+    """A rollback removes the candidate; dashboards must see it at 0 bp, not a series that stops."""
+    r = inproc_factory(two_variants(models["a"], models["b"], canary_bp=1000))
+    with r.admin() as a, r.client() as c:
+        cur = a.get("/admin/models/churn/routes").json()["routes"]
+        champion_only = {**cur, "variants": [{**cur["variants"][0], "weight_bp": 10000}]}
+        assert a.put("/admin/models/churn/routes", json=champion_only).status_code == 200
+        text = c.get("/metrics").text
+        assert 'router_variant_weight_bp{model="churn",variant="champion"} 10000' in text
+        assert text.count('router_variant_weight_bp{model="churn",variant="canary"} 0\n') == 1
+        assert 'router_requests_total{model="churn",variant="canary"' not in text  # no longer served
+        assert a.put("/admin/models/churn/routes", json=cur).status_code == 200
+        text = c.get("/metrics").text
+        assert text.count('router_variant_weight_bp{model="churn",variant="canary"}') == 1
+        assert 'router_variant_weight_bp{model="churn",variant="canary"} 1000' in text

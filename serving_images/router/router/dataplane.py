@@ -48,6 +48,9 @@ class DataPlane:
         self.log = ChangeLog(settings.state_dir)
         self.loader = ModelLoader(settings)
         self.table = RouteTable(RoutesDocument(), {}, None)
+        self.retired: set[tuple[str, str]] = set()
+        """(model, variant) pairs this replica served and the current table no longer has: ``/metrics``
+        reports their weight as 0 so a rollback reads as "candidate at 0 bp", not as a vanished series."""
         self.ready = False
         self.draining = False
         """Set on SIGTERM: readiness answers 503 from then on."""
@@ -121,7 +124,10 @@ class DataPlane:
             table: the new table.
         """
         table.revision = self.table.revision + 1
+        before = _weighted_variants(self.table)
         self.table = table
+        now = _weighted_variants(table)
+        self.retired = (self.retired | before) - now
         self.loader.release(table)
 
     # ---------------------------------------------------------------- change log
@@ -366,3 +372,7 @@ def sample_inputs(feeds: Feeds) -> str:
         The JSON text recorded in the event's ``inputs`` column.
     """
     return orjson.dumps({name: arr[0].ravel().tolist() for name, arr in feeds.items()}).decode()
+
+
+def _weighted_variants(table: RouteTable) -> set[tuple[str, str]]:
+    return {(mt.name, v.name) for mt in table.models.values() for v in mt.variants.values()}

@@ -54,9 +54,12 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
         add(f"router_inference_seconds_count{{{base}}} {v.stats.requests}")
     add("# HELP router_variant_weight_bp Current weight of a variant in basis points.")
     add("# TYPE router_variant_weight_bp gauge")
-    for mt, v in variants:
-        if not v.stats.shadow:
-            add(f'router_variant_weight_bp{{model="{_esc(mt.name)}",variant="{_esc(v.name)}"}} {v.weight_bp}')
+    weights = {(mt.name, v.name): v.weight_bp for mt, v in variants if not v.stats.shadow}
+    weights.update(dict.fromkeys(plane.retired, 0))  # taken out of the routes: 0 bp, not a vanished series
+    out.extend(
+        f'router_variant_weight_bp{{model="{_esc(m)}",variant="{_esc(vn)}"}} {bp}'
+        for (m, vn), bp in weights.items()
+    )
     add("# HELP router_guard_trips_total Variants cut to zero weight by the guard.")
     add("# TYPE router_guard_trips_total counter")
     trips: dict[tuple[str, str], int] = {}
@@ -89,10 +92,14 @@ def render_metrics(plane: DataPlane, app: RouterApp) -> str:
     add("# HELP router_routes_revision Revision of the route table served now.")
     add("# TYPE router_routes_revision gauge")
     add(f"router_routes_revision {plane.table.revision}")
-    add("# HELP router_routes_generation Generation of the routes store served now (equal on every converged replica).")
+    add(
+        "# HELP router_routes_generation Generation of the routes store served now (equal on every converged replica)."
+    )
     add("# TYPE router_routes_generation gauge")
     add(f"router_routes_generation {plane.table.generation}")
-    add("# HELP router_routes_stale 1 while the routes store is unreachable (the last good routes are served).")
+    add(
+        "# HELP router_routes_stale 1 while the routes store is unreachable (the last good routes are served)."
+    )
     add("# TYPE router_routes_stale gauge")
     add(f"router_routes_stale {int(app.control.stale)}")
     resolver = plane.loader.resolver
