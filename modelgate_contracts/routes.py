@@ -32,6 +32,10 @@ class Guard(BaseModel):
     """Latency bound of one request, milliseconds."""
     max_slow_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     """Trip when the share of requests slower than ``max_latency_ms`` exceeds this."""
+    max_latency_excess_ms: float | None = Field(default=None, gt=0.0)
+    """Trip when the variant's median latency over its window exceeds the champion's median over the same
+    period by more than this (milliseconds); ``None``: off. Relative, as a canary analysis compares canary
+    and baseline in one window: load that slows both variants does not trip it."""
 
 
 class Variant(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from datetime import datetime
@@ -17,7 +18,17 @@ from typing import Any
 
 import httpx
 
+log = logging.getLogger(__name__)
+
 TERMINAL = {"success", "failed"}
+
+ATTEMPTS = 4
+"""Tries of an idempotent request (reads, the token, unpausing) whose answer did not come (timeout,
+connection reset, 502-504): a loaded api-server answered a read of the registration run after 30 s once
+and failed the production demo. Requests that change something are tried again only when they were
+never sent (connection refused)."""
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 PARKED = {"awaiting_input", "deferred"}
 """Task states in which an answer to a human-in-the-loop request resumes the task. The request is
@@ -56,11 +67,23 @@ def _default_password() -> str | None:
 class AirflowClient:
     """A small client of Airflow 3's REST API v2 with a JWT from ``/auth/token``."""
 
-    def __init__(self, url: str, username: str, password: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        timeout: float = 60.0,
+        attempts: int = ATTEMPTS,
+        backoff_s: float = 1.0,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.attempts = attempts
+        self.backoff_s = backoff_s
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
         try:
-            r = self.http.post("/auth/token", json={"username": username, "password": password})
+            r = self._send(
+                "POST", "/auth/token", idempotent=True, json={"username": username, "password": password}
+            )
         except httpx.HTTPError as e:
             raise CliError(f"cannot reach Airflow at {self.url}: {e}") from e
         if r.status_code in (401, 403):
@@ -69,11 +92,44 @@ class AirflowClient:
             raise CliError(f"Airflow at {self.url} answered {r.status_code} to /auth/token: {r.text[:300]}")
         self.http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _send(self, method: str, path: str, *, idempotent: bool | None = None, **kw: Any) -> httpx.Response:
+        """Send one request, trying an idempotent one again (up to ``attempts``) when no answer came.
+
+        Args:
+            method: HTTP method.
+            path: path under the API's URL.
+            idempotent: whether sending it twice does no harm (default: by method).
+            **kw: passed to ``httpx.Client.request``.
+
+        Returns:
+            The last response.
+
+        Raises:
+            httpx.HTTPError: no answer after the last try.
+        """
+        again = method in _IDEMPOTENT if idempotent is None else idempotent
+        for attempt in range(1, self.attempts + 1):
+            try:
+                r = self.http.request(method, path, **kw)
+            except httpx.TransportError as e:
+                never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt == self.attempts or not (again or never_sent):
+                    raise
+                log.warning("%s %s: %s; trying again (%d/%d)", method, path, e or type(e).__name__, attempt,
+                            self.attempts)  # fmt: skip
+            else:
+                if not (again and r.status_code in (502, 503, 504) and attempt < self.attempts):
+                    return r
+                log.warning("%s %s answered %d; trying again (%d/%d)", method, path, r.status_code, attempt,
+                            self.attempts)  # fmt: skip
+            time.sleep(min(self.backoff_s * 2.0 ** (attempt - 1), 10.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(self, method: str, path: str, *, idempotent: bool | None = None, **kw: Any) -> Any:
         try:
-            r = self.http.request(method, path, **kw)
+            r = self._send(method, path, idempotent=idempotent, **kw)
         except httpx.HTTPError as e:
-            raise CliError(f"{method} {path} failed: {e}") from e
+            raise CliError(f"{method} {path} failed: {e or type(e).__name__}") from e
         if r.status_code >= 400:
             raise CliError(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
         return r.json() if r.content else None
@@ -82,16 +138,20 @@ class AirflowClient:
         """Wait until the dag-processor has parsed ``dag_id``."""
         deadline = time.monotonic() + timeout
         while True:
-            r = self.http.get(f"/api/v2/dags/{dag_id}")
-            if r.status_code == 200:
+            try:
+                status = self._send("GET", f"/api/v2/dags/{dag_id}").status_code
+            except httpx.TransportError as e:
+                status, error = 0, str(e) or type(e).__name__
+            if status == 200:
                 return
             if time.monotonic() > deadline:
-                raise CliError(f"DAG {dag_id!r} is not known to Airflow at {self.url} (HTTP {r.status_code})")
+                got = f"HTTP {status}" if status else f"no answer: {error}"
+                raise CliError(f"DAG {dag_id!r} is not known to Airflow at {self.url} ({got})")
             time.sleep(1.0)
 
     def unpause(self, dag_id: str) -> None:
         """Unpause ``dag_id`` (asset-scheduled DAGs only run when unpaused)."""
-        self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", idempotent=True, json={"is_paused": False})
 
     def wait_for_run_after(
         self, dag_id: str, since: datetime, timeout: float, poll: float = 2.0
@@ -152,7 +212,7 @@ class AirflowClient:
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """Unpause ``dag_id`` and start a run with ``conf``; return the run id."""
-        self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", idempotent=True, json={"is_paused": False})
         run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
         return str(run["dag_run_id"])
 
@@ -172,7 +232,10 @@ class AirflowClient:
 
     def _error_line(self, dag_id: str, run_id: str, ti: dict[str, Any]) -> str | None:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
-        r = self.http.get(path, headers={"Accept": "application/json"})
+        try:
+            r = self._send("GET", path, headers={"Accept": "application/json"})
+        except httpx.TransportError:
+            return None
         if r.status_code != 200:
             return None
         content = r.json().get("content", [])

@@ -1,9 +1,11 @@
 """The guard: a rolling window of outcomes per non-champion variant, and the cut when it trips.
 
-When the window holds at least ``min_requests`` and the error share exceeds ``max_error_rate`` or the
-share slower than ``max_latency_ms`` exceeds ``max_slow_rate``, the variant's weight goes to the
-champion at once in this replica, and the cut is recorded (guard event, change log); the control
-thread then writes it through the store, so every replica stops sending traffic to the variant.
+When the window holds at least ``min_requests`` and the error share exceeds ``max_error_rate``, the
+share slower than ``max_latency_ms`` exceeds ``max_slow_rate``, or (``max_latency_excess_ms``) the
+window's median latency exceeds the champion's median over the same period by more than that, the
+variant's weight goes to the champion at once in this replica, and the cut is recorded (guard event,
+change log); the control thread then writes it through the store, so every replica stops sending
+traffic to the variant.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ GUARD_ACTOR = "router-guard"
 """The actor of guard cuts, in the change log and in the store's audit records."""
 
 
+EXCESS_CHECK_EVERY = 10
+"""The relative latency check (medians of two windows) runs on every this-many outcomes of a variant."""
+
+
 def observe(plane: DataPlane, mt: ModelTable, v: VariantRuntime, ok: bool, latency: float) -> None:
     """Add one outcome of a guarded variant to its window; cut the variant when the window trips.
 
@@ -36,13 +42,56 @@ def observe(plane: DataPlane, mt: ModelTable, v: VariantRuntime, ok: bool, laten
     """
     g = mt.guard
     n, errs, slow = v.stats.guard_observe(ok, latency > mt.max_latency_s, g.window)
-    if n >= g.min_requests and (errs / n > g.max_error_rate or slow / n > g.max_slow_rate):
-        reason = (
-            f"error rate {errs / n:.3f} > {g.max_error_rate}"
-            if errs / n > g.max_error_rate
-            else f"share slower than {g.max_latency_ms} ms {slow / n:.3f} > {g.max_slow_rate}"
-        )
+    if n < g.min_requests:
+        return
+    reason: str | None = None
+    if errs / n > g.max_error_rate:
+        reason = f"error rate {errs / n:.3f} > {g.max_error_rate}"
+    elif slow / n > g.max_slow_rate:
+        reason = f"share slower than {g.max_latency_ms} ms {slow / n:.3f} > {g.max_slow_rate}"
+    elif g.max_latency_excess_ms is not None and v.stats.requests % EXCESS_CHECK_EVERY == 0:
+        reason = latency_excess(mt, v, n, g.max_latency_excess_ms)
+    if reason is not None:
         plane.trip(mt.name, v.name, reason, {"requests": n, "errors": errs, "slow": slow})
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2.0
+
+
+def latency_excess(mt: ModelTable, v: VariantRuntime, n: int, limit_ms: float) -> str | None:
+    """Compare a variant's median latency over its window with the champion's over the same period.
+
+    The champion's outcomes are those recorded since the oldest outcome of the variant's window; when it
+    had fewer than ``min_requests`` then (the variant took all the traffic), its last ``window`` ones.
+
+    Args:
+        mt: the model's table.
+        v: the variant (guarded).
+        n: outcomes in the variant's guard window.
+        limit_ms: the largest median excess allowed, milliseconds.
+
+    Returns:
+        Why the variant trips, or ``None`` when it does not (or the champion has too few outcomes).
+    """
+    champion = mt.variants.get(mt.champion)
+    if champion is None or champion is v:
+        return None
+    mine, oldest = v.stats.recent(n)
+    base, _ = champion.stats.recent(mt.guard.window * 100, since=oldest)
+    if len(base) < mt.guard.min_requests:
+        base, _ = champion.stats.recent(mt.guard.window)
+    if len(mine) < mt.guard.min_requests or len(base) < mt.guard.min_requests:
+        return None
+    m_v, m_c = _median(mine) * 1000.0, _median(base) * 1000.0
+    if m_v - m_c <= limit_ms:
+        return None
+    return (
+        f"median latency {m_v:.2f} ms exceeds the champion's {m_c:.2f} ms (same period, {len(base)} calls) "
+        f"by {m_v - m_c:.2f} ms > {limit_ms} ms"
+    )
 
 
 def cut_document(data: dict[str, Any], variant: str, champion: str) -> int:

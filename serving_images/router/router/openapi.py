@@ -179,6 +179,7 @@ def openapi_document() -> dict[str, Any]:
                     "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
                     "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
                     "max_slow_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                    "max_latency_excess_ms": {"type": ["number", "null"], "exclusiveMinimum": 0},
                 },
             },
             "allow_non_finite": {"type": "boolean"},

@@ -93,6 +93,31 @@ class VariantStats:
             self.g_slow += 1
         return len(gw), self.g_errors, self.g_slow
 
+    def recent(self, limit: int, since: float = 0.0) -> tuple[list[float], float]:
+        """Return the latencies (seconds) of the last ``limit`` outcomes recorded at or after ``since``.
+
+        Walks the ring backwards from the newest outcome and stops at the first older one, so the cost is
+        the number returned (at most 4096).
+
+        Args:
+            limit: the most outcomes to return.
+            since: wall-clock time of the oldest outcome wanted.
+
+        Returns:
+            The latencies, newest first, and the time of the oldest one returned (``now`` when none).
+        """
+        out: list[float] = []
+        oldest = time.time()
+        i = self._i
+        for _ in range(min(limit, _RING, self.requests)):
+            i = (i - 1) % _RING
+            ts = self._ts[i]
+            if ts < since or ts <= 0:
+                break
+            out.append(self._lat[i])
+            oldest = ts
+        return out, oldest
+
     def reset_guard(self) -> None:
         """Empty the guard window (after the guard acted or the limits changed)."""
         self._gw = []
