@@ -11,7 +11,7 @@ Off unless ``ROUTER_GRPC_PORT`` (``--grpc-port``) is set; see ``docs/router.md``
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -42,8 +42,34 @@ _CODES = {
 }
 
 
+Metadata = tuple[tuple[str, str], ...]
+Core = Callable[[Any, "Mapping[str, Any]"], tuple[Any, Metadata]]
+Stopper = Callable[[float], Awaitable[Any]]
+
+
+def status_of(e: Exception, rpc: str) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message that answer an exception of an RPC (a router error maps by its HTTP
+    status; anything else is logged and answers INTERNAL, never a traceback on the wire).
+
+    Args:
+        e: the exception.
+        rpc: the RPC's name (for the log).
+
+    Returns:
+        The status code and message.
+    """
+    if isinstance(e, RouterError):
+        return _CODES.get(e.status, grpc.StatusCode.INTERNAL), e.message
+    log.exception("unhandled error in gRPC %s", rpc, exc_info=e)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}"
+
+
 class InferenceService:
-    """The six OIP v2 RPCs, translated onto the router app's data plane.
+    """The six OIP v2 RPCs, translated onto the router app's data plane, free of any transport.
+
+    ``methods`` maps each RPC name to its request class and a synchronous core ``(request, metadata) ->
+    (response, answer metadata)`` that raises ``RouterError``; the HTTP/2 server (``router.grpc_h2``) and
+    the ``grpc.aio`` adapter (``handler``) both call them.
 
     Args:
         app: the router app (its plane, keys and counters).
@@ -54,81 +80,68 @@ class InferenceService:
         self.plane = app.plane
         self.responses: dict[str, int] = {}
         """gRPC answers by status code name (``/metrics``: ``router_grpc_responses_total``)."""
+        self.methods: dict[str, tuple[Any, Core]] = {
+            "ServerLive": (pb.ServerLiveRequest, self.server_live),
+            "ServerReady": (pb.ServerReadyRequest, self.server_ready),
+            "ModelReady": (pb.ModelReadyRequest, self.model_ready),
+            "ServerMetadata": (pb.ServerMetadataRequest, self.server_metadata),
+            "ModelMetadata": (pb.ModelMetadataRequest, self.model_metadata),
+            "ModelInfer": (pb.ModelInferRequest, self.model_infer),
+        }
 
-    def _count(self, code: grpc.StatusCode) -> None:
+    def count(self, code: grpc.StatusCode) -> None:
+        """Count one answer by its status code.
+
+        Args:
+            code: the status code.
+        """
         name = code.name
         self.responses[name] = self.responses.get(name, 0) + 1
 
-    async def _fail(self, context: aio.ServicerContext, e: Exception, rpc: str) -> None:
-        if isinstance(e, RouterError):
-            code, message = _CODES.get(e.status, grpc.StatusCode.INTERNAL), e.message
-        else:  # last line: log, answer a status, never a traceback on the wire
-            log.exception("unhandled error in gRPC %s", rpc, exc_info=e)
-            code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}"
-        self._count(code)
-        await context.abort(code, message)
-
-    async def server_live(self, request: Any, context: aio.ServicerContext) -> Any:
+    def server_live(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ServerLive: true while the process runs."""
-        self._count(grpc.StatusCode.OK)
-        return pb.ServerLiveResponse(live=True)
+        return pb.ServerLiveResponse(live=True), ()
 
-    async def server_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+    def server_ready(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ServerReady: false while starting or draining."""
-        self._count(grpc.StatusCode.OK)
-        return pb.ServerReadyResponse(ready=self.plane.ready and not self.plane.draining)
+        return pb.ServerReadyResponse(ready=self.plane.ready and not self.plane.draining), ()
 
-    async def model_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+    def model_ready(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ModelReady: NOT_FOUND for a model or version not served, else the server's readiness."""
-        try:
-            mt = self.plane.model_table(request.name)
-            if request.version:
-                self.plane.choose(mt, None, None, request.version)
-        except RouterError as e:
-            await self._fail(context, e, "ModelReady")
-        self._count(grpc.StatusCode.OK)
-        return pb.ModelReadyResponse(ready=self.plane.ready and not self.plane.draining)
+        mt = self.plane.model_table(request.name)
+        if request.version:
+            self.plane.choose(mt, None, None, request.version)
+        return pb.ModelReadyResponse(ready=self.plane.ready and not self.plane.draining), ()
 
-    async def server_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+    def server_metadata(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ServerMetadata: name, version, extensions."""
-        self._count(grpc.StatusCode.OK)
-        return pb.ServerMetadataResponse(name="modelgate-router", version=__version__, extensions=EXTENSIONS)
+        resp = pb.ServerMetadataResponse(name="modelgate-router", version=__version__, extensions=EXTENSIONS)
+        return resp, ()
 
-    async def model_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+    def model_metadata(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ModelMetadata: the primary variant's signature, or a given version's."""
-        try:
-            mt = self.plane.model_table(request.name)
-            if request.version:
-                v = self.plane.choose(mt, None, None, request.version)
-                doc = v.model.metadata(mt.name)
-                doc["versions"] = [v.version]
-            else:
-                doc = mt.primary().model.metadata(mt.name)
-            resp = model_metadata(doc)
-        except RouterError as e:
-            await self._fail(context, e, "ModelMetadata")
-        self._count(grpc.StatusCode.OK)
-        return resp
+        mt = self.plane.model_table(request.name)
+        if request.version:
+            v = self.plane.choose(mt, None, None, request.version)
+            doc = v.model.metadata(mt.name)
+            doc["versions"] = [v.version]
+        else:
+            doc = mt.primary().model.metadata(mt.name)
+        return model_metadata(doc), ()
 
-    async def model_infer(self, request: Any, context: aio.ServicerContext) -> Any:
+    def model_infer(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         """ModelInfer: route, score, record; outputs in ``raw_output_contents``."""
         app = self.app
         app.in_flight += 1
         try:
-            resp, md = self._infer(request, context)
-        except Exception as e:
-            await self._fail(context, e, "ModelInfer")
+            return self._infer(request, md)
         finally:
             app.in_flight -= 1
-        await context.send_initial_metadata(md)
-        self._count(grpc.StatusCode.OK)
-        return resp
 
-    def _infer(self, request: Any, context: aio.ServicerContext) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    def _infer(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
         plane = self.plane
         if not plane.ready:
             raise NotReady("router is not ready")
-        md: dict[str, Any] = dict(context.invocation_metadata() or ())
         pin = md.get("x-variant")
         if pin is not None:
             key = self.app.keys.identify(_bytes(md.get("authorization")))
@@ -154,27 +167,27 @@ class InferenceService:
         return resp, (("x-variant", v.name), ("x-model-version", v.version), ("x-request-id", request_id))
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The generic handler of the six RPCs."""
+        """The ``grpc.aio`` generic handler of the six RPCs (``ROUTER_GRPC_SERVER=grpcio``)."""
 
-        def unary(fn: Callable[[Any, Any], Awaitable[Any]], req: Any, resp: Any) -> grpc.RpcMethodHandler:
+        def unary(rpc: str, req: Any, core: Core) -> grpc.RpcMethodHandler:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    resp, md = core(request, dict(context.invocation_metadata() or ()))
+                except Exception as e:
+                    code, message = status_of(e, rpc)
+                    self.count(code)
+                    await context.abort(code, message)
+                if md:
+                    await context.send_initial_metadata(md)
+                self.count(grpc.StatusCode.OK)
+                return resp
+
             return grpc.unary_unary_rpc_method_handler(
-                fn, request_deserializer=req.FromString, response_serializer=resp.SerializeToString
+                call, request_deserializer=req.FromString, response_serializer=lambda m: m.SerializeToString()
             )
 
         return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "ServerLive": unary(self.server_live, pb.ServerLiveRequest, pb.ServerLiveResponse),
-                "ServerReady": unary(self.server_ready, pb.ServerReadyRequest, pb.ServerReadyResponse),
-                "ModelReady": unary(self.model_ready, pb.ModelReadyRequest, pb.ModelReadyResponse),
-                "ServerMetadata": unary(
-                    self.server_metadata, pb.ServerMetadataRequest, pb.ServerMetadataResponse
-                ),
-                "ModelMetadata": unary(
-                    self.model_metadata, pb.ModelMetadataRequest, pb.ModelMetadataResponse
-                ),
-                "ModelInfer": unary(self.model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
-            },
+            SERVICE, {rpc: unary(rpc, req, core) for rpc, (req, core) in self.methods.items()}
         )
 
 
@@ -185,16 +198,16 @@ def _bytes(value: Any) -> bytes | None:
 
 
 class GrpcServer:
-    """A started ``grpc.aio`` server with its service (``start_grpc`` builds it).
+    """A started gRPC server with its service (``start_grpc`` builds it).
 
     Args:
-        server: the aio server.
+        stopper: ``await stopper(grace)`` refuses new RPCs and gives those in flight ``grace`` seconds.
         service: the servicer.
         port: the bound port.
     """
 
-    def __init__(self, server: aio.Server, service: InferenceService, port: int) -> None:
-        self.server = server
+    def __init__(self, stopper: Stopper, service: InferenceService, port: int) -> None:
+        self._stopper = stopper
         self.service = service
         self.port = port
 
@@ -214,15 +227,17 @@ class GrpcServer:
         Args:
             grace: seconds.
         """
-        await self.server.stop(grace)
+        await self._stopper(grace)
         log.info("gRPC server on port %d stopped", self.port)
 
 
 async def start_grpc(app: RouterApp) -> GrpcServer:
     """Start the gRPC server on ``settings.host:settings.grpc_port`` on the running loop.
 
-    With one worker the port is bound exclusively (a port in use fails the start); with several,
-    every worker binds it with ``SO_REUSEPORT`` and the kernel spreads connections.
+    ``settings.grpc_server`` picks the implementation: ``native`` (``router.grpc_h2``, HTTP/2 in the
+    router's own protocol) or ``grpcio`` (``grpc.aio``). With one worker the port is bound exclusively
+    (a port in use fails the start); with several, every worker binds it with ``SO_REUSEPORT`` and the
+    kernel spreads connections.
 
     Args:
         app: the router app.
@@ -234,13 +249,46 @@ async def start_grpc(app: RouterApp) -> GrpcServer:
         RouterError: the port cannot be bound.
     """
     s = app.settings
+    service = InferenceService(app)
+    address = f"{s.host}:{s.grpc_port}"
+    if s.grpc_server == "native":
+        stopper, port = await _start_native(app, service)
+    else:
+        stopper, port = await _start_grpcio(app, service)
+    log.info("gRPC (OIP v2, %s) listening on %s", s.grpc_server, address)
+    return GrpcServer(stopper, service, port)
+
+
+async def _start_native(app: RouterApp, service: InferenceService) -> tuple[Stopper, int]:
+    import asyncio
+    import ssl
+
+    from router.grpc_h2 import H2GrpcServer
+
+    s = app.settings
+    h2 = H2GrpcServer(service, s.max_body_bytes)
+    context = None
+    if s.ssl_certfile and s.ssl_keyfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(s.ssl_certfile), str(s.ssl_keyfile))
+        context.set_alpn_protocols(["h2"])
+    try:
+        h2.server = await asyncio.get_running_loop().create_server(
+            h2.protocol, s.host, s.grpc_port, ssl=context, reuse_port=s.workers > 1, backlog=2048
+        )
+    except OSError as e:
+        raise RouterError(f"gRPC cannot listen on {s.host}:{s.grpc_port}: {e}") from e
+    return h2.stop, int(s.grpc_port or 0)
+
+
+async def _start_grpcio(app: RouterApp, service: InferenceService) -> tuple[Stopper, int]:
+    s = app.settings
     options = [
         ("grpc.max_receive_message_length", s.max_body_bytes),
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", int(s.workers > 1)),
     ]
     server = aio.server(options=options)
-    service = InferenceService(app)
     server.add_generic_rpc_handlers((service.handler(),))
     address = f"{s.host}:{s.grpc_port}"
     try:
@@ -254,5 +302,4 @@ async def start_grpc(app: RouterApp) -> GrpcServer:
     if port == 0:
         raise RouterError(f"gRPC cannot listen on {address}")
     await server.start()
-    log.info("gRPC (OIP v2) listening on %s", address)
-    return GrpcServer(server, service, port)
+    return server.stop, port

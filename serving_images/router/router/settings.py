@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,10 @@ class RouterSettings(BaseSettings):
 
     grpc_port: int | None = Field(default=None, ge=1, le=65535)
     """TCP port of the OIP v2 gRPC service (``inference.GRPCInferenceService``) on ``host``; unset: off."""
+
+    grpc_server: Literal["native", "grpcio"] = "native"
+    """gRPC implementation: ``native`` (HTTP/2 in the router's own asyncio protocol, ``router/grpc_h2.py``)
+    or ``grpcio`` (``grpc.aio``, about five times the CPU per call; ``docs/benchmarks.md``)."""
 
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes; each holds its own sessions and follows the routes store."""
@@ -89,7 +94,9 @@ class RouterSettings(BaseSettings):
     (deny) unless the deployment documents a legal basis for another default (``docs/privacy.md``).
     Events of requests without consent hold no unit id and no sampled inputs."""
 
-    region: str | None = Field(default=None, validation_alias=AliasChoices("ROUTER_REGION", "MODELGATE_REGION"))
+    region: str | None = Field(
+        default=None, validation_alias=AliasChoices("ROUTER_REGION", "MODELGATE_REGION")
+    )
     """Region this replica runs in (``ROUTER_REGION``, else ``MODELGATE_REGION``). A model version whose
     ``modelgate.residency`` tag does not allow it is refused at load. None: residency is not enforced."""
 
