@@ -174,6 +174,35 @@ def grpc_run(target: str, request: Path, seconds: int, connections: int, cpus: s
     return r
 
 
+def raw_run(
+    proto: str,
+    target: str,
+    path: str,
+    request: Path,
+    seconds: int,
+    connections: int,
+    cpus: set[int] | None,
+    headers: dict[str, str],
+) -> dict:
+    """One run of ``benchmarks/raw_load.py`` (the same client code for REST and gRPC)."""
+    from serving import pinned
+
+    extra = [f"{k}:{v}" for k, v in headers.items()]
+    out = subprocess.run(
+        [
+            *(str(BIN / "python"), str(REPO / "benchmarks" / "raw_load.py"), proto, target, path),
+            *(str(request), str(seconds), str(connections), *extra),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=pinned(cpus),
+    ).stdout
+    r = json.loads(out)
+    r["non2xx"] = float(sum(r["errors"].values()))
+    return r
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=5)
@@ -181,6 +210,9 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument(
+        "--only", default="", help="run only the rows whose label contains one of these (comma-separated)"
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -210,7 +242,15 @@ def main() -> int:
         ("router REST 1000 JSON", "router", wide, "rest", "json"),
         ("router REST 1000 binary", "router", wide, "rest", "binary"),
         ("router gRPC 1000 raw", "router", wide, "grpc", "grpc"),
+        # the same client code (benchmarks/raw_load.py) for both protocols
+        ("same-client router REST 1 row", "router", small, "rest-raw", "json"),
+        ("same-client router gRPC 1 row", "router", small, "grpc-raw", "grpc"),
+        ("same-client router REST 1000 JSON", "router", wide, "rest-raw", "json"),
+        ("same-client router REST 1000 binary", "router", wide, "rest-raw", "binary"),
+        ("same-client router gRPC 1000 raw", "router", wide, "grpc-raw", "grpc"),
     ]
+    if args.only:
+        rows = [r for r in rows if any(o.strip() in r[0] for o in args.only.split(","))]
     results: dict[str, list[dict]] = {}
     event_checks: list[str] = []
 
@@ -255,6 +295,18 @@ def main() -> int:
                 wrk(url, lua, args.warmup, args.connections, load_cpus)
                 cpu0 = group_cpu_seconds(proc.pid)
                 r = wrk(url, lua, args.duration, args.connections, load_cpus)
+            elif proto.endswith("-raw"):
+                kind = proto.removesuffix("-raw")
+                target = f"127.0.0.1:{http_port if kind == 'rest' else grpc_port}"
+                path = (
+                    "/v2/models/demo/infer"
+                    if kind == "rest"
+                    else "/inference.GRPCInferenceService/ModelInfer"
+                )
+                request = tmp / f"{width}-{key}.bin"
+                raw_run(kind, target, path, request, args.warmup, args.connections, load_cpus, headers)
+                cpu0 = group_cpu_seconds(proc.pid)
+                r = raw_run(kind, target, path, request, args.duration, args.connections, load_cpus, headers)
             else:
                 target, request = f"127.0.0.1:{grpc_port}", tmp / f"{width}-grpc.bin"
                 grpc_run(target, request, args.warmup, args.connections, load_cpus)
@@ -266,7 +318,7 @@ def main() -> int:
             stop(proc)
         results.setdefault(label, []).append(r)
         line = (
-            f"  {label:<26} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>7.2f} ms"
+            f"  {label:<36} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>7.2f} ms"
             f"  server cpu {r['cpu_us']:>5.0f} us/req  errors {r['non2xx']:.0f}"
         )
         if scored is not None:
@@ -301,19 +353,39 @@ def summarize(results: dict[str, list[dict]]) -> None:
     print("\nmedians over rounds:")
     for label in results:
         print(
-            f"  {label:<26} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
+            f"  {label:<36} {med(label, 'rps'):>8.0f} req/s  p50 {med(label, 'p50'):>6.2f} ms"
             f"  p99 {med(label, 'p99'):>7.2f} ms  server cpu {med(label, 'cpu_us'):>5.0f} us/req"
         )
-    ratio = med("router gRPC 1 row", "rps") / med("router REST 1 row", "rps")
-    print(f"\nrouter gRPC / router REST, 1 row       = {ratio:.2f}x req/s (bar >= 0.8x)")
-    wide = med("router gRPC 1000 raw", "rps") / med("router REST 1000 JSON", "rps")
-    print(f"router gRPC raw / REST JSON, 1000 floats = {wide:.2f}x req/s (bar > 1x)")
+    print()
+    for prefix, client in (("", "wrk / Python grpc client"), ("same-client ", "benchmarks/raw_load.py")):
+        pairs = [
+            ("gRPC / REST, 1 row", f"{prefix}router gRPC 1 row", f"{prefix}router REST 1 row", ">= 0.8x"),
+            (
+                "gRPC raw / REST JSON, 1000 floats",
+                f"{prefix}router gRPC 1000 raw",
+                f"{prefix}router REST 1000 JSON",
+                "> 1x",
+            ),
+            (
+                "gRPC raw / REST binary, 1000 floats",
+                f"{prefix}router gRPC 1000 raw",
+                f"{prefix}router REST 1000 binary",
+                "",
+            ),
+        ]
+        for what, a, b, bar in pairs:
+            if a in results and b in results:
+                print(
+                    f"router {what} ({client}) = {med(a, 'rps') / med(b, 'rps'):.2f}x req/s"
+                    f"{f' (bar {bar})' if bar else ''}; server CPU per call {med(a, 'cpu_us') / med(b, 'cpu_us'):.2f}x"
+                )
     for proto in ("REST", "gRPC"):
         r, k = f"router {proto} 1 row", f"KServe {proto} 1 row"
-        print(
-            f"router / KServe ModelServer, {proto:<4}      = {med(r, 'rps') / med(k, 'rps'):.2f}x req/s, "
-            f"p99 {med(r, 'p99'):.2f} vs {med(k, 'p99'):.2f} ms"
-        )
+        if r in results and k in results:
+            print(
+                f"router / KServe ModelServer, {proto:<4} = {med(r, 'rps') / med(k, 'rps'):.2f}x req/s, "
+                f"p99 {med(r, 'p99'):.2f} vs {med(k, 'p99'):.2f} ms"
+            )
 
 
 if __name__ == "__main__":

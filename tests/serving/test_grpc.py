@@ -339,3 +339,58 @@ def test_every_worker_serves_the_grpc_port(tmp_path, models):
     finally:
         stop(r.proc)
     assert len(pids) == 2, r.log()
+
+
+def test_calls_the_server_cannot_serve_get_status_codes_not_broken_connections(served):
+    _, g = served
+    ch = g.channel
+    garbage = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    with pytest.raises(grpc.RpcError) as e:
+        garbage(b"\x0a\xff\xff\xff\xff\x0f", timeout=30)  # a length-delimited field running past the end
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ModelInferRequest" in e.value.details()
+    streaming = ch.unary_unary("/inference.GRPCInferenceService/ModelStreamInfer")
+    with pytest.raises(grpc.RpcError) as e:
+        streaming(b"", timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    gz = ch.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer", request_serializer=lambda m: m.SerializeToString()
+    )
+    answer = gz(g.infer("churn", {"input": ROWS}), timeout=30, compression=grpc.Compression.Gzip)
+    assert raw_outputs(g.pb.ModelInferResponse.FromString(answer))["probabilities"].shape == (3, 2)
+    big = np.zeros((5 * 1024 * 1024 // 16 + 1, 4), dtype=np.float32)  # > the 4 MiB body limit
+    code, msg = _rpc_error(g, g.infer("churn", {"input": big}))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "4194304" in msg
+    resp, _ = g.call("ModelInfer", g.infer("churn", {"input": ROWS}))  # the same connection still serves
+    assert raw_outputs(resp)["probabilities"].shape == (3, 2)
+
+
+def test_large_answers_arrive_whole_through_flow_control(served, models):
+    _, g = served
+    rows = np.random.default_rng(5).normal(size=(20000, 4)).astype(np.float32)  # answer ~160 kB > 64 kB
+    resp, _ = g.call("ModelInfer", g.infer("churn", {"input": rows}))
+    want = direct(models["a"], {"input": rows})["probabilities"]
+    other = direct(models["b"], {"input": rows})["probabilities"]
+    got = raw_outputs(resp)["probabilities"]
+    assert got.shape == (20000, 2)
+    assert np.allclose(got, want, atol=1e-6) or np.allclose(got, other, atol=1e-6)
+
+
+def test_the_grpcio_server_is_still_selectable(tmp_path, models):
+    port = free_port()
+    r = start_router(
+        tmp_path / "grpcio",
+        two_variants(models["a"], models["b"]),
+        args=["--grpc-port", str(port)],
+        extra_env={"ROUTER_GRPC_SERVER": "grpcio"},
+    )
+    g = OipGrpc(f"127.0.0.1:{port}")
+    try:
+        resp, call = g.call("ModelInfer", g.infer("churn", {"input": ROWS}), [("x-unit-id", "u1")])
+        assert raw_outputs(resp)["probabilities"].shape == (3, 2)
+        assert dict(call.initial_metadata())["x-variant"] in {"champion", "canary"}
+        code, _ = _rpc_error(g, g.infer("nope", {"input": ROWS}))
+        assert code == grpc.StatusCode.NOT_FOUND
+    finally:
+        g.close()
+        stop(r.proc)
+    assert "gRPC (OIP v2, grpcio)" in r.log()

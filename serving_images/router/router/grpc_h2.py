@@ -22,11 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.message import DecodeError
-from hpack import Decoder, HPACKError
 
 from router.grpc_service import SERVICE, InferenceService, status_of
 from router.grpc_wire import (
@@ -51,7 +50,11 @@ from router.grpc_wire import (
     SETTINGS_ACK,
     TRAILERS_OK,
     WINDOW_UPDATE,
+    HeaderDecoder,
+    HeaderError,
+    InflateError,
     frame,
+    inflate,
     literal,
     trailers,
 )
@@ -87,7 +90,7 @@ class H2GrpcProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.preface = False
-        self.decoder = Decoder()
+        self.decoder = HeaderDecoder()
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
         self.going_away = False
@@ -237,8 +240,8 @@ class H2GrpcProtocol(asyncio.Protocol):
 
     def _decode(self, stream: int, s: _Stream, ended: bool) -> None:
         try:
-            s.md = dict(cast("list[tuple[str, str]]", self.decoder.decode(bytes(s.headers))))
-        except (HPACKError, UnicodeDecodeError) as e:
+            s.md = self.decoder.decode(bytes(s.headers))
+        except HeaderError as e:
             raise _ConnectionError(9) from e  # COMPRESSION_ERROR: the shared table is lost
         s.headers.clear()
         if ended:
@@ -275,18 +278,21 @@ class H2GrpcProtocol(asyncio.Protocol):
             self._answer_error(stream, grpc.StatusCode.UNIMPLEMENTED, f"method {path!r} is not served here")
             return
         body = s.body
-        if len(body) < 5 or body[0] != 0 or HDR.unpack_from(body, 1)[0] != len(body) - 5:
-            code = grpc.StatusCode.UNIMPLEMENTED if body[:1] == b"\x01" else grpc.StatusCode.INTERNAL
-            what = (
-                "compressed messages are not supported" if body[:1] == b"\x01" else "malformed gRPC message"
-            )
-            self._answer_error(stream, code, what)
+        if len(body) < 5 or body[0] > 1 or HDR.unpack_from(body, 1)[0] != len(body) - 5:
+            self._answer_error(stream, grpc.StatusCode.INTERNAL, "malformed gRPC message")
             return
+        payload = bytes(body[5:])
+        if body[0]:
+            try:
+                payload = inflate(payload, md.get("grpc-encoding", ""), self.server.max_message)
+            except InflateError as e:
+                self._answer_error(stream, e.code, e.message)
+                return
         rpc = path[len(PREFIX) :]
         request_class, core = entry
         try:
             try:
-                request = request_class.FromString(bytes(body[5:]))
+                request = request_class.FromString(payload)
             except DecodeError as e:
                 raise _BadMessage(f"request is not a valid {request_class.__name__}") from e
             resp, answer_md = core(request, md)
