@@ -50,7 +50,9 @@ class TrafficConfig:
         rows_per_request: rows in each request.
         concurrency: requests in flight at most.
         seed: seed of inputs and unit choice (the same seed sends the same sequence).
-        pool_size: rows drawn from the spec once and cycled through.
+        pool_size: rows drawn from the spec once and cycled through; larger than any window the drift
+            monitor reads, or the repeats of a small pool read as drift (a pool of 2,000 cycled to 8,000
+            sampled inputs flagged 4-13 of 30 undrifted features).
         input_name: name of the model's input tensor.
         timeout_s: HTTP timeout of one request.
         api_key: bearer token when the router requires one for scoring.
@@ -70,7 +72,7 @@ class TrafficConfig:
     rows_per_request: int = 1
     concurrency: int = 8
     seed: int = 0
-    pool_size: int = 2000
+    pool_size: int = 100_000
     input_name: str = "input"
     timeout_s: float = 10.0
     api_key: str | None = None
