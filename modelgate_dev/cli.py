@@ -134,6 +134,14 @@ class AirflowClient:
             raise CliError(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
         return r.json() if r.content else None
 
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` of the API (tried again when no answer comes) and return its JSON.
+
+        Raises:
+            CliError: no answer, or an error status.
+        """
+        return self._call("GET", path, params=params)
+
     def wait_for_dag(self, dag_id: str, timeout: float) -> None:
         """Wait until the dag-processor has parsed ``dag_id``."""
         deadline = time.monotonic() + timeout

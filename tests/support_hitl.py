@@ -43,7 +43,9 @@ class ApiServer:
 
 
 @contextmanager
-def api_server_process(folder: Path, env: dict[str, str] | None = None) -> Iterator[ApiServer]:
+def api_server_process(
+    folder: Path, env: dict[str, str] | None = None, viewers: dict[str, str] | None = None
+) -> Iterator[ApiServer]:
     """Start ``airflow api-server`` on loopback (users :data:`APPROVERS`, all admin), stop it on exit.
 
     The repository root is on its ``PYTHONPATH`` (as in the local stack), so the plugins folder's
@@ -52,6 +54,7 @@ def api_server_process(folder: Path, env: dict[str, str] | None = None) -> Itera
     Args:
         folder: where its password file and log go.
         env: more environment variables for the server (e.g. the MLflow server it reads).
+        viewers: read-only users (SimpleAuthManager's ``viewer`` role) and their passwords.
 
     Yields:
         The server, not yet necessarily ready (see :meth:`ApiServer.wait_ready`).
@@ -59,13 +62,16 @@ def api_server_process(folder: Path, env: dict[str, str] | None = None) -> Itera
     ensure_airflow_db()
     port = free_port()
     passwords = folder / "passwords.json"
-    passwords.write_text(json.dumps(APPROVERS))
+    users = {**APPROVERS, **(viewers or {})}
+    passwords.write_text(json.dumps(users))
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         **(env or {}),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{u}:admin" for u in APPROVERS),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(
+            [*(f"{u}:admin" for u in APPROVERS), *(f"{u}:viewer" for u in viewers or {})]
+        ),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
     )
     airflow = Path(sys.executable).parent / "airflow"
@@ -78,7 +84,7 @@ def api_server_process(folder: Path, env: dict[str, str] | None = None) -> Itera
             start_new_session=True,
         )
     try:
-        yield ApiServer(proc, f"http://127.0.0.1:{port}", dict(APPROVERS))
+        yield ApiServer(proc, f"http://127.0.0.1:{port}", users)
     finally:
         stop(proc, timeout=3)
 
