@@ -170,10 +170,12 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         from plugins.task_utils import call
 
         plan = _pull("prepare")
-        if not plan or (not plan["noop"] and controller.version_tags(plan["model"], plan["version"]).get(
-            controller.TAG_VERDICT) == controller.IN_PROGRESS):  # fmt: skip
+        if not plan:
+            raise AirflowSkipException("the canary did not start: nothing to reconcile")
+        ctx = _ctx(plan)  # first: it sets the MLflow identity the registry reads below need (401 without)
+        if not plan["noop"] and controller.version_tags(plan["model"], plan["version"]).get(
+            controller.TAG_VERDICT) == controller.IN_PROGRESS:  # fmt: skip
             raise AirflowSkipException("the canary did not end: finalize rolls it back, nothing to reconcile")
-        ctx = _ctx(plan)
         results: list[dict[str, Any]] = call(
             run, actor=ctx.actor, run_id=ctx.run_id, router=ctx.router, models=[plan["model"]]
         )
