@@ -56,6 +56,9 @@ class DevSettings(BaseSettings):
     prometheus_port: int = 9090
     """Loopback port of the production profile's Prometheus."""
 
+    dagruns_port: int = 9108
+    """Loopback port of the production profile's DAG-run exporter (``modelgate_dag_runs``, scraped by Prometheus)."""
+
 
 def get_dev_settings() -> DevSettings:
     """Return the tools' settings, read from the environment at call time."""

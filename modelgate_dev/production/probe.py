@@ -29,16 +29,22 @@ def prometheus_url(cfg: StackConfig) -> str:
 
 def health(cfg: StackConfig) -> dict[str, bool]:
     """Health of the profile's own services: Celery workers and PostgreSQL (process alive), Redis (PING),
-    Prometheus (answers its API)."""
+    Prometheus (answers its API), the DAG-run exporter (has read Airflow's runs)."""
     from modelgate_dev.production.profile import pg_cluster, ports
     from modelgate_dev.production.workers import WORKERS, label, worker_pid
 
     ready = _json(f"{prometheus_url(cfg)}/api/v1/status/runtimeinfo")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports(cfg)['dagruns']}/metrics", timeout=5) as r:
+            dagruns = b"modelgate_dag_runs_read_ok 1.0" in r.read()
+    except (urllib.error.URLError, OSError):
+        dagruns = False
     return {
         **{label(w): worker_pid(cfg, w) is not None for w in WORKERS},
         "postgres": pg_cluster(cfg).pid() is not None,
         "redis": redis_ping(ports(cfg)["redis"]),
         "prometheus": isinstance(ready, dict) and ready.get("status") == "success",
+        "dagruns-exporter": dagruns,
     }
 
 

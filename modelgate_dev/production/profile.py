@@ -9,7 +9,8 @@ What runs: PostgreSQL (``<home>/pg``; roles ``airflow``, ``mlflow``, ``control_o
 ``control_writer``, one database each for Airflow, MLflow and the control plane/audit log), Redis,
 MLflow on PostgreSQL, Airflow with CeleryExecutor (api-server, scheduler, dag-processor, triggerer,
 two Celery workers: ``default`` and ``gpu,default``), the router replicas and Prometheus with the
-rules of ``deploy/prometheus/``.
+rules of ``deploy/prometheus/``, and the DAG-run exporter it scrapes (:mod:`modelgate_dev.production.dagruns`,
+logged in to Airflow as the read-only ``monitor`` user).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 ROLES = ("airflow", "mlflow", "control_owner", "control_writer")
+MONITOR_USER = "monitor"
+"""Read-only Airflow user (``viewer``) of the DAG-run exporter (:mod:`modelgate_dev.production.dagruns`)."""
 SCRAPE_SECONDS = 5
 """Scrape and rule evaluation interval of the native Prometheus (the compose file keeps 15 s): a demo's
 guard trip shows as a firing alert within seconds."""
@@ -43,7 +46,12 @@ def ports(cfg: StackConfig) -> dict[str, int]:
     from modelgate_dev.settings import get_dev_settings
 
     s = get_dev_settings()
-    return {"postgres": s.postgres_port, "redis": s.redis_port, "prometheus": s.prometheus_port}
+    return {
+        "postgres": s.postgres_port,
+        "redis": s.redis_port,
+        "prometheus": s.prometheus_port,
+        "dagruns": s.dagruns_port,
+    }
 
 
 def _password(cfg: StackConfig, role: str) -> str:
@@ -116,9 +124,32 @@ def stack_env_overrides(cfg: StackConfig) -> dict[str, str]:
             "MODELGATE_POSTGRES_PORT": str(p["postgres"]),
             "MODELGATE_REDIS_PORT": str(p["redis"]),
             "MODELGATE_PROMETHEUS_PORT": str(p["prometheus"]),
+            "MODELGATE_DAGRUNS_PORT": str(p["dagruns"]),
+            # the DAG-run exporter's read-only identity (SimpleAuthManager's viewer role)
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{MONITOR_USER}:viewer",
         }
     )
+    add_monitor_password(cfg)
     return env
+
+
+def monitor_password_file(cfg: StackConfig) -> Path:
+    """The file holding the password of the read-only Airflow user the DAG-run exporter logs in as."""
+    return cfg.home / "secrets" / "airflow-monitor-password"
+
+
+def add_monitor_password(cfg: StackConfig) -> None:
+    """Add the monitor user's password (generated once) to SimpleAuthManager's passwords file."""
+    import json
+
+    from modelgate_dev.stack import _secret
+
+    password = _secret(monitor_password_file(cfg))
+    passwords = cfg.home / "airflow" / "passwords.json"
+    users = json.loads(passwords.read_text()) if passwords.exists() else {}
+    if users.get(MONITOR_USER) != password:
+        passwords.write_text(json.dumps({**users, MONITOR_USER: password}))
+        passwords.chmod(0o600)
 
 
 def owner_url(cfg: StackConfig) -> str:
@@ -163,6 +194,13 @@ def prometheus_config(cfg: StackConfig) -> dict[str, Any]:
     for job in doc["scrape_configs"]:
         if job["job_name"] == "modelgate-router":
             job["static_configs"] = [{"targets": replicas}]
+    # native only (compose does not run the exporter yet): modelgate_dag_runs for AirflowDagRunFailed
+    doc["scrape_configs"].append(
+        {
+            "job_name": "modelgate-dagruns",
+            "static_configs": [{"targets": [f"127.0.0.1:{ports(cfg)['dagruns']}"]}],
+        }
+    )
     return doc
 
 
@@ -194,6 +232,11 @@ def procfile(cfg: StackConfig, lines: list[str]) -> list[str]:
     out.append(
         f"prometheus: exec prometheus --config.file={home}/prometheus/prometheus.yml "
         f"--storage.tsdb.path={home}/prometheus/data --web.listen-address=127.0.0.1:{p['prometheus']}"
+    )
+    out.append(
+        f"dagruns: exec python -m modelgate_dev.production.dagruns --airflow {cfg.airflow_url} "
+        f"--username {MONITOR_USER} --password-file {shlex.quote(str(monitor_password_file(cfg)))} "
+        f"--port {p['dagruns']} --interval {SCRAPE_SECONDS}"
     )
     (cfg.home / "redis").mkdir(parents=True, exist_ok=True)
     return out

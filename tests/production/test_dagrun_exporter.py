@@ -152,3 +152,27 @@ def test_a_failed_run_appears_in_the_series_and_fires_the_alert(tmp_path: Path) 
             prom.wait(timeout=30)
             stop(exporter)
     assert "Traceback" not in (tmp_path / "exporter.log").read_text()
+
+
+def test_the_production_profile_runs_the_exporter_as_the_read_only_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelgate_dev.production.profile import procfile, prometheus_config
+    from modelgate_dev.stack import StackConfig, stack_env
+
+    monkeypatch.setenv("MODELGATE_PROFILE", "production")
+    monkeypatch.setenv("MODELGATE_HOME", str(tmp_path))
+    monkeypatch.setenv("MODELGATE_DAGRUNS_PORT", "19123")
+    cfg = StackConfig.from_env()
+    env = stack_env(cfg)
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,monitor:viewer"
+    secret = tmp_path / "secrets" / "airflow-monitor-password"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    users = json.loads((tmp_path / "airflow" / "passwords.json").read_text())
+    assert users["monitor"] == secret.read_text().strip() and users["admin"] != users["monitor"]
+    [line] = [x for x in procfile(cfg, []) if x.startswith("dagruns:")]
+    assert f"--password-file {secret}" in line and "--username monitor" in line and "--port 19123" in line
+    assert users["monitor"] not in line
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in prometheus_config(cfg)["scrape_configs"]}
+    assert jobs["modelgate-dagruns"] == ["127.0.0.1:19123"]
+    assert len(jobs["modelgate-router"]) == cfg.router_replicas
