@@ -86,7 +86,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "MODELGATE_HOME": str(home),
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
         **{f"MODELGATE_{name}_PORT": str(free_port())
-           for name in ("MLFLOW", "AIRFLOW", "ROUTER", "POSTGRES", "REDIS", "PROMETHEUS")},
+           for name in ("MLFLOW", "AIRFLOW", "ROUTER", "POSTGRES", "REDIS", "PROMETHEUS", "DAGRUNS")},
     }  # fmt: skip
     started = _stack(env, "up")
     try:
