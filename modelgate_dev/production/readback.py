@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _json(url: str, timeout: float = 5.0) -> Any:
+def _json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback URLs built here
+        req = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback URLs built here
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
             return json.loads(r.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -87,9 +88,18 @@ def airflow_backend(env: dict[str, str]) -> dict[str, Any]:
 
 
 def mlflow_backend(env: dict[str, str], mlflow_url: str) -> dict[str, Any]:
-    """Dialect of the database holding the registered models MLflow's REST API lists (they must agree)."""
+    """Dialect of the database holding the registered models MLflow's REST API lists (they must agree).
+
+    MLflow runs its basic-auth app: the listing is read as the ``admin`` user (who sees every model).
+    """
+    from pathlib import Path
+
+    from include.registry.credentials import read_identity
+
+    admin = read_identity(Path(env["MODELGATE_SECRETS_DIR"]), "admin")
     dialect, rows = _query(env["MLFLOW_BACKEND_STORE_URI"], "SELECT name FROM registered_models ORDER BY name")
-    listed = _json(f"{mlflow_url}/api/2.0/mlflow/registered-models/search?max_results=1000") or {}
+    listed = _json(f"{mlflow_url}/api/2.0/mlflow/registered-models/search?max_results=1000",
+                   headers={"Authorization": admin.authorization()}) or {}  # fmt: skip
     names = sorted(m["name"] for m in listed.get("registered_models", []))
     return {"store": dialect, "registered_models": names, "store_matches_api": names == [r[0] for r in rows]}
 
