@@ -20,8 +20,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MACROS = ("CREATE MACRO unix_micros(t) AS epoch_us(t)",)
-"""Spark's names for functions DuckDB spells differently, so one SQL text runs on both."""
+_MACROS = (
+    "CREATE MACRO unix_micros(t) AS epoch_us(t)",
+    # input_vector: see include.analytics.engine.INPUT_VECTOR (Spark defines the same function)
+    "CREATE MACRO mg_input_map(j) AS "
+    "TRY(CAST(CASE WHEN json_valid(j) THEN CAST(j AS JSON) END AS MAP(VARCHAR, DOUBLE[])))",
+    "CREATE MACRO mg_map_values(m) AS flatten(list_transform(list_sort(map_keys(m)), k -> m[k]))",
+    "CREATE MACRO mg_no_nulls(v) AS CASE WHEN list_count(v) = len(v) THEN v END",
+    "CREATE MACRO input_vector(j) AS mg_no_nulls(mg_map_values(mg_input_map(j)))",
+)
+"""Spark's names for functions DuckDB spells differently, and the functions both define
+(``input_vector``), so one SQL text runs on both."""
 
 
 def _path_literal(path: str) -> str:
@@ -73,6 +82,7 @@ class DuckDBEngine:
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as e:
             raise AnalyticsError(f"cannot start DuckDB with {config}: {e}") from e
+        self._con.execute("SET enable_progress_bar = false")  # a task's log, not a terminal
         for m in _MACROS:
             self._con.execute(m)
         self._keep: list[Any] = []

@@ -28,6 +28,12 @@ Kind = Literal["number", "bool", "string", "timestamp", "other"]
 DAY_US = 86_400_000_000
 """Microseconds per day."""
 
+INPUT_VECTOR = "input_vector"
+"""The SQL function both runners define (DuckDB as macros, Spark as SQL functions) that parses the
+router's sampled input record (JSON ``{tensor: [flat values of one row]}``) into ``ARRAY<DOUBLE>``:
+the tensors' values concatenated in name order (byte order of the names). NULL for a null or
+malformed record, one that is not an object of number arrays, or one with a null value."""
+
 _SAFE = re.compile(r"[^'\\\x00]*")
 
 

@@ -30,6 +30,23 @@ SPARK_CONF = {
 """Settings every session of the analytics gets."""
 
 
+FUNCTIONS = (
+    # input_vector: see include.analytics.engine.INPUT_VECTOR (DuckDB defines the same macro). Spark's
+    # SQL functions cannot hold lambdas (nor functions built on them: transform, array_sort, array_compact):
+    # the map's entries are sorted as (key, value) structs by sort_array, and a null value is found as the
+    # first element of the ascending sort_array (nulls first).
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_input_map(j STRING) RETURNS MAP<STRING, ARRAY<DOUBLE>> "
+    "RETURN from_json(j, 'map<string,array<double>>')",
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_map_values(m MAP<STRING, ARRAY<DOUBLE>>) RETURNS ARRAY<DOUBLE> "
+    "RETURN flatten(sort_array(map_entries(m)).value)",
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_no_nulls(v ARRAY<DOUBLE>) RETURNS ARRAY<DOUBLE> "
+    "RETURN CASE WHEN size(v) = 0 OR try_element_at(sort_array(v), 1) IS NOT NULL THEN v END",
+    "CREATE OR REPLACE TEMPORARY FUNCTION input_vector(j STRING) RETURNS ARRAY<DOUBLE> "
+    "RETURN mg_no_nulls(mg_map_values(mg_input_map(j)))",
+)
+"""SQL functions the statements share with DuckDB (where DuckDB has macros of the same names)."""
+
+
 def _kind(spark_type: str) -> Kind:
     t = spark_type.lower()
     if t == "boolean":
@@ -84,6 +101,11 @@ class SparkEngine:
     def __init__(self, master: str = "local[2]") -> None:
         self._spark = session(master)
         self._views: list[str] = []
+        try:
+            for f in FUNCTIONS:
+                self._spark.sql(f)
+        except Exception as e:  # pyspark's ParseException / AnalysisException
+            raise self._analysis_error("cannot define the analytics' SQL functions on Spark", e) from e
 
     def _analysis_error(self, what: str, e: Exception) -> AnalyticsError:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -2,9 +2,11 @@
 
 Events are Parquet files under ``<root>/date=YYYY-MM-DD/hour=HH/`` (``docs/events.md``). The
 analytics engine (``MODELGATE_ANALYTICS_ENGINE``: DuckDB by default, or Spark; ``docs/analytics.md``)
-reads only the hour folders the window touches and filters rows by model, time and ``shadow``
-(:mod:`include.analytics.canary_sql`); the judge gets numpy arrays of the projected columns. The
-root is a local folder or a URL pyarrow understands (``s3://``, ``gs://``...).
+reads only the hour folders the window touches, filters rows by model, time and ``shadow``, and
+types every column, the sampled input records included (parsed by the engine's JSON functions into
+number lists, :mod:`include.analytics.canary_sql`). This module only slices those Arrow columns into
+numpy arrays: no per-event Python object is built. The root is a local folder or a URL pyarrow
+understands (``s3://``, ``gs://``...).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def load_window(root: str, model: str, start: datetime, end: datetime) -> Any:
             if not engine.register_events(root, hour_folders(start, end)):
                 log.info("no event files for %s in %s .. %s under %s", model, start, end, root)
                 return empty
-            return engine.query(canary_sql.window_sql(model, start, end))
+            has_inputs = "inputs" in engine.columns("events")
+            return engine.query(canary_sql.window_sql(model, start, end, has_inputs))
     except AnalyticsError as e:
         raise CanaryError(f"cannot read router events under {root}: {e}") from e
 
@@ -142,34 +145,33 @@ def samples(table: Any, variant: str, version: str | None = None) -> dict[str, n
 
 
 def input_rows(column: Any) -> np.ndarray:
-    """Turn the router's sampled ``inputs`` (JSON ``{tensor: flat values of one row}``) into a matrix.
+    """Turn the window's parsed ``inputs`` (one number list per sampled record) into a matrix.
 
-    Only the sampled records carry a value (``ROUTER_EVENTS_INPUT_SAMPLE`` of consenting requests), so
-    this parses a small share of the window. Tensors are concatenated in name order; rows whose width
-    differs from the most common width (another model signature) or that are not valid JSON are skipped.
+    Only the sampled records carry a value (``ROUTER_EVENTS_INPUT_SAMPLE`` of consenting requests);
+    the engine has already parsed them (tensors concatenated in name order; null when not valid).
+    Rows whose width differs from the most common width (another model signature) are skipped. Works
+    on the Arrow buffers: list lengths, a mask and one flatten, whatever the number of records.
 
     Args:
-        column: the ``inputs`` column of a window (strings, mostly null).
+        column: the ``inputs`` column of a window (``list<double>``, mostly null).
 
     Returns:
         A float64 array of shape ``(rows, width)``; ``(0, 0)`` without sampled rows.
     """
-    import json
-
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows: list[list[float]] = []
-    for raw in pc.drop_null(column).to_pylist():
-        try:
-            obj = json.loads(raw)
-            rows.append([float(v) for k in sorted(obj) for v in obj[k]])
-        except (ValueError, TypeError, AttributeError):
-            continue
-    if not rows:
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_list(arr.type) and not pa.types.is_large_list(arr.type):
+        return np.empty((0, 0))  # an empty window (null-typed column)
+    arr = pc.drop_null(arr)
+    if len(arr) == 0:
         return np.empty((0, 0))
-    widths = np.bincount([len(r) for r in rows])
-    width = int(widths.argmax())
-    kept = [r for r in rows if len(r) == width]
-    if len(kept) < len(rows):
-        log.info("skipped %d sampled input rows whose width is not %d", len(rows) - len(kept), width)
-    return np.asarray(kept, dtype=np.float64).reshape(len(kept), width)
+    lengths = np.asarray(pc.list_value_length(arr).to_numpy(zero_copy_only=False), dtype=np.int64)
+    width = int(np.bincount(lengths).argmax())
+    keep = lengths == width
+    if not keep.all():
+        log.info("skipped %d sampled input rows whose width is not %d", int((~keep).sum()), width)
+        arr = arr.filter(pa.array(keep))
+    values = pc.list_flatten(arr).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64).reshape(len(arr), width)

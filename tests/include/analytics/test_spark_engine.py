@@ -118,3 +118,38 @@ def test_the_drift_window_on_spark_equals_duckdb(
     np.testing.assert_array_equal(got["duckdb"].scores, window[np.isfinite(window)])
     np.testing.assert_array_equal(got["spark"].scores, got["duckdb"].scores)
     assert got["spark"].inputs == got["duckdb"].inputs == [r for r in rows[300:2700] if r]
+
+
+def test_the_canary_windows_sampled_inputs_are_parsed_alike_by_spark_and_duckdb(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from support_drift import write_events
+
+    from include.canary.events import input_rows, load_window
+
+    t0 = START.replace(minute=10)
+    records = [
+        json.dumps({"b": [3.0], "a": [1.0, 2.5]}),  # tensors in name order: a then b
+        "not json",
+        json.dumps({"a": [1.0, None]}),  # a null value: the record is left out
+        json.dumps([1.0, 2.0]),  # not an object
+        json.dumps({"a": 1.0}),  # not arrays
+        None,
+        json.dumps({"x": [4.0, 5.0, 6.0]}),
+        json.dumps({"x": [7.0]}),  # another width: input_rows skips it
+    ]
+    write_events(tmp_path, "churn", "2", t0, np.full(len(records), 0.5), records)
+    write_events(tmp_path, "churn", "3", t0, np.zeros(3), None)  # an older router's file: no inputs column
+    got = {}
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("MODELGATE_ANALYTICS_ENGINE", engine)
+        table = load_window(str(tmp_path), "churn", t0, t0 + timedelta(minutes=1))
+        assert table.schema.field("inputs").type == pa.list_(pa.float64()), engine
+        got[engine] = sorted(table.column("inputs").to_pylist(), key=str)  # the two files tie on ts
+    assert got["spark"] == got["duckdb"]
+    assert got["duckdb"] == sorted(
+        [[1.0, 2.5, 3.0], None, None, None, None, None, [4.0, 5.0, 6.0], [7.0], None, None, None], key=str
+    )
+    np.testing.assert_array_equal(input_rows(table.column("inputs")), [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]])
