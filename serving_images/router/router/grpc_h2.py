@@ -38,6 +38,7 @@ from router.grpc_wire import (
     GOAWAY,
     HDR,
     HEADERS,
+    MAX_STREAMS,
     PADDED,
     PING,
     PREFACE,
@@ -53,6 +54,7 @@ from router.grpc_wire import (
     HeaderDecoder,
     HeaderError,
     InflateError,
+    cached_literal,
     frame,
     inflate,
     literal,
@@ -307,10 +309,11 @@ class H2GrpcProtocol(asyncio.Protocol):
         self._answer(stream, message, answer_md, s.window)
 
     def _answer(self, stream: int, message: bytes, md: Metadata, window: int) -> None:
-        head = RESPONSE_HEADERS + b"".join(literal(k, v) for k, v in md)
+        head = RESPONSE_HEADERS + b"".join(
+            literal(k, v) if k == "x-request-id" else cached_literal(k, v) for k, v in md
+        )
         self.out += frame(HEADERS, END_HEADERS, stream, head)
-        data = HDR.pack(len(message))
-        data = b"\x00" + data + message
+        data = b"\x00" + HDR.pack(len(message)) + message
         tail = frame(HEADERS, END_HEADERS | END_STREAM, stream, TRAILERS_OK)
         if len(data) <= self.peer_frame and len(data) <= window and len(data) <= self.send_window:
             self.send_window -= len(data)
@@ -320,9 +323,13 @@ class H2GrpcProtocol(asyncio.Protocol):
         self.streams[stream] = s
         s.md = {}
         self.pending.append((stream, bytearray(data), tail))
+        if len(self.pending) > MAX_STREAMS:  # a peer that sends calls but never opens its window
+            raise _ConnectionError(11)  # ENHANCE_YOUR_CALM
         self._send_pending()
 
     def _send_pending(self) -> None:
+        if not self.pending or self.send_window <= 0:
+            return
         still: list[tuple[int, bytearray, bytes]] = []
         for stream, data, tail in self.pending:
             s = self.streams.get(stream)

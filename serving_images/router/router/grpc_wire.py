@@ -66,9 +66,27 @@ RESPONSE_HEADERS = (  # 0x88: static ':status 200'
 TRAILERS_OK = literal("grpc-status", "0")
 
 
+_FRAME = struct.Struct(">HBBBI")
+
+
 def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
     """One frame: 9-byte header (length, type, flags, stream) and payload."""
-    return HDR.pack(len(payload))[1:] + bytes([kind, flags]) + HDR.pack(stream) + payload
+    n = len(payload)
+    return _FRAME.pack(n >> 8, n & 0xFF, kind, flags, stream) + payload
+
+
+_LITERALS: dict[tuple[str, str], bytes] = {}
+
+
+def cached_literal(name: str, value: str) -> bytes:
+    """``literal`` for fields that repeat (variant names, versions), from a bounded cache."""
+    key = (name, value)
+    block = _LITERALS.get(key)
+    if block is None:
+        if len(_LITERALS) > 4096:
+            _LITERALS.clear()
+        block = _LITERALS[key] = literal(name, value)
+    return block
 
 
 def grpc_message(message: str) -> str:
