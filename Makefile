@@ -61,8 +61,11 @@ down:
 demo: venv
 	$(PY) -m modelgate_dev.demo.run --scenario $(SCENARIO)
 
+# On TEST_WORKERS xdist workers (most tests wait on processes they start, not on the CPU); each test module is
+# one unit, longest first (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 3
 test: venv clients-venv
-	$(PY) -m pytest --ignore=tests/production/stack $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --ignore=tests/production/stack $(PYTEST_ARGS)
 
 # The production profile for real (its own PostgreSQL, Redis, Celery workers, Prometheus; minutes):
 # rules and contract, a Celery worker killed mid-task, the good demo (docs/production.md).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import REPO, make_logreg_onnx, mlflow_identity, start_mlflow_server, stop
@@ -23,6 +25,52 @@ os.environ["MODELGATE_HOME"] = str(_SESSION_ROOT / "modelgate")
 # MODELGATE_HOME elsewhere, so every process a test starts finds its identity
 os.environ["MODELGATE_SECRETS_DIR"] = str(_SESSION_ROOT / "modelgate" / "secrets")
 os.environ.pop("AIRFLOW_CONN_MODELGATE_MLFLOW", None)
+
+# `make test` runs on several xdist workers: each test module is one work unit (its module fixtures start
+# once), handed out in collection order (``--no-loadscope-reorder``), which the hook below sorts longest
+# first. Both e2e modules are one unit: two whole local stacks at once would starve a 2-core machine. The demo
+# runs first in that unit, so its worker takes no other unit meanwhile (xdist hands a worker more work once 2
+# or fewer of its tests are pending; 3 stack tests follow the demo).
+_FIRST_FOLDERS = ("tests/e2e/", "tests/integration/", "tests/dags/", "tests/plugins/", "tests/serving/")
+_E2E_UNIT = "tests/e2e/"
+
+
+def work_unit(nodeid: str) -> str:
+    """Return the xdist work unit of a test: its module, or the one e2e unit.
+
+    (xdist's own ``xdist_group`` mark has no effect with pytest 9.2, whose node ids xdist 3.8 cannot rename.)
+    """
+    path = nodeid.split("::", 1)[0]
+    return _E2E_UNIT if path.startswith(_E2E_UNIT) else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Schedule by :func:`work_unit` (called on the xdist controller only)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the tests by work unit, longest first: e2e (the demo first), then DAG runs and processes.
+
+    Within a folder rank, units with more tests come first; a unit's tests keep pytest's order.
+    """
+    units = {item: work_unit(item.nodeid) for item in items}
+    sizes = Counter(units.values())
+    original = {item: i for i, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int, str, int, int]:
+        unit = units[item]
+        tier = next((i for i, f in enumerate(_FIRST_FOLDERS) if unit.startswith(f)), len(_FIRST_FOLDERS))
+        demo_first = 0 if item.nodeid.startswith("tests/e2e/test_demo.py") else 1
+        return tier, -sizes[unit], unit, demo_first, original[item]
+
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
