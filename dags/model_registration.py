@@ -69,54 +69,62 @@ Bad input fails the run at once (no retries) with one message naming the problem
 def model_registration() -> None:
     @task
     def validate_conf() -> dict[str, Any]:
-        from include.registry import pipeline
+        from include.registry import steps
         from plugins.task_utils import actor_of, call
 
         ctx = get_current_context()
         conf = dict(ctx["dag_run"].conf or {})
-        return call(pipeline.parse_request, conf, actor_of(ctx), ctx["run_id"])
+        return call(steps.validate, conf, actor_of(ctx), ctx["run_id"]).to_xcom()
 
     @task
     def stage(request: dict[str, Any]) -> dict[str, Any]:
-        from include.registry import pipeline
+        from include.registry import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        return call(pipeline.stage, request, actor_of(ctx), ctx["run_id"])
+        req = call(steps.RegistrationRequest.from_xcom, request)
+        return call(steps.stage, req, actor_of(ctx), ctx["run_id"]).to_xcom()
 
     @task
     def register_version(request: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
-        from include.registry import pipeline
+        from include.registry import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        return call(pipeline.register, request, staged, actor_of(ctx), ctx["run_id"])
+        req, model = call(steps.RegistrationRequest.from_xcom, request), call(steps.StagedModel.from_xcom, staged)
+        return call(steps.register, req, model, actor_of(ctx), ctx["run_id"]).to_xcom()
 
     @task
     def assign_alias(registered: dict[str, Any]) -> dict[str, Any]:
-        from include.registry import pipeline
+        from include.registry import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        return call(pipeline.assign_alias, registered, actor_of(ctx), ctx["run_id"])
+        version = call(steps.Registered.from_xcom, registered)
+        return call(steps.assign_alias, version, actor_of(ctx), ctx["run_id"]).to_xcom()
 
     @task(outlets=[MODEL_REGISTERED])
     def emit_asset(registered: dict[str, Any], aliased: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if not registered["created"]:
-            raise AirflowSkipException(f"{registered['uri']} was already registered: no new version to test")
+        from include.registry import steps
+        from plugins.task_utils import call
+
+        version = call(steps.Registered.from_xcom, registered)
+        alias = call(steps.AliasAssigned.from_xcom, aliased)
+        if not version.created:
+            raise AirflowSkipException(f"{version.uri} was already registered: no new version to test")
         ctx = get_current_context()
         ctx["outlet_events"][MODEL_REGISTERED].extra = {
-            "model_name": registered["name"],
-            "version": registered["version"],
-            "alias": aliased["alias"],
+            "model_name": version.name,
+            "version": version.version,
+            "alias": alias.alias,
         }
         return registered
 

@@ -61,7 +61,7 @@ the verdict back to the version's `modelgate.regression.*` tags. Scheduled on th
 def regression_testing() -> None:
     @task
     def resolve_target() -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
@@ -69,55 +69,58 @@ def regression_testing() -> None:
         ctx = get_current_context()
         events = ctx.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
-        return call(pipeline.resolve_target, ctx["dag_run"].conf or {}, extras)
+        return call(steps.resolve, ctx["dag_run"].conf or {}, extras).to_xcom()
 
     @task.short_circuit
     def first_version(target: dict[str, Any]) -> bool:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        actor = actor_of(ctx)
-        return bool(call(pipeline.record_first_version, target, actor, ctx["run_id"]))
+        t = call(steps.Target.from_xcom, target)
+        return bool(call(steps.record_first_version, t, actor_of(ctx), ctx["run_id"]))
 
     @task
     def check_contract(target: dict[str, Any]) -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.task_utils import call
 
-        return call(pipeline.check_contract, target)
+        return call(steps.check_contract, call(steps.Target.from_xcom, target)).to_xcom()
 
     @task
     def prepare_inputs(target: dict[str, Any], contract: dict[str, Any]) -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
         ModelgateMlflowHook().get_conn()
-        run_id = call(pipeline.start_run, target, get_current_context()["run_id"])
-        return {"mlflow_run_id": run_id, **call(pipeline.prepare_inputs, target, contract, run_id)}
+        t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
+        return call(steps.prepare_inputs, t, c, get_current_context()["run_id"]).to_xcom()
 
     @task
     def score(target: dict[str, Any], contract: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
         ModelgateMlflowHook().get_conn()
-        return call(pipeline.score, target, contract, prepared, prepared["mlflow_run_id"])
+        t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
+        return call(steps.score, t, c, call(steps.Prepared.from_xcom, prepared)).to_xcom()
 
     @task
     def compare(
         target: dict[str, Any], contract: dict[str, Any], prepared: dict[str, Any], scored: dict[str, Any]
     ) -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
         ModelgateMlflowHook().get_conn()
-        return call(pipeline.compare, target, contract, prepared, scored, prepared["mlflow_run_id"])
+        t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
+        p, s = call(steps.Prepared.from_xcom, prepared), call(steps.Scored.from_xcom, scored)
+        return call(steps.compare, t, c, p, s).to_xcom()
 
     @task
     def decide(
@@ -127,31 +130,29 @@ def regression_testing() -> None:
         scored: dict[str, Any],
         compared: dict[str, Any],
     ) -> dict[str, Any]:
-        from include.regression import pipeline
+        from include.regression import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
-        results = [prepared["inputs"], contract, *scored.values(), *compared.values()]
-        actor = actor_of(ctx)
-        return call(pipeline.decide, target, results, prepared["mlflow_run_id"], actor, ctx["run_id"])
+        t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
+        p, s = call(steps.Prepared.from_xcom, prepared), call(steps.Scored.from_xcom, scored)
+        m = call(steps.Compared.from_xcom, compared)
+        return call(steps.decide, t, c, p, s, m, actor_of(ctx), ctx["run_id"]).to_xcom()
 
     @task(outlets=[REGRESSION_PASSED])
     def emit_passed(decision: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        if decision["verdict"] != "pass":
-            raise AirflowFailException(
-                f"regression verdict fail for models:/{decision['model_name']}/{decision['version']}: "
-                + "; ".join(decision["reasons"])
-                + f" (report: {decision['report']})"
-            )
+        from include.regression import steps
+        from plugins.task_utils import call
+
+        d = call(steps.Decision.from_xcom, decision)
+        if not d.passed:
+            raise AirflowFailException(d.failure())
         ctx = get_current_context()
-        ctx["outlet_events"][REGRESSION_PASSED].extra = {
-            "model_name": decision["model_name"],
-            "version": decision["version"],
-        }
+        ctx["outlet_events"][REGRESSION_PASSED].extra = {"model_name": d.model_name, "version": d.version}
         return decision
 
     target = resolve_target()

@@ -8,12 +8,13 @@ from typing import Any
 from include.errors import CONF_ACTOR_REFUSED
 from include.registry import manifest as mf
 from include.registry.errors import InvalidConf
+from include.xcom import XcomRecord
 
 ALLOWED_KEYS = ("model_name", "artifact_uri", "lineage", "semver", "residency", "feature_spec_uri")
 
 
 @dataclass(frozen=True)
-class RegistrationRequest:
+class RegistrationRequest(XcomRecord):
     """What to register: model name, where the ONNX file is, and the optional manifest fields."""
 
     model_name: str
@@ -55,7 +56,3 @@ class RegistrationRequest:
         if spec is not None and not isinstance(spec, str):
             raise InvalidConf("conf.feature_spec_uri must be a string")
         return cls(name, uri.strip(), asdict(lineage), semver, residency, spec)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable form (for XCom)."""
-        return asdict(self)

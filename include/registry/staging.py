@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from include.config import get_settings
 from include.registry import manifest as mf
@@ -21,6 +21,7 @@ from include.registry.artifact import sha256_file
 from include.registry.errors import InvalidConf
 from include.registry.registry import EXPERIMENT, find_by_source_sha, get_client, latest_ready
 from include.registry.signature import Signature, validate_onnx
+from include.xcom import XcomRecord
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StagedModel:
+class StagedModel(XcomRecord):
     """A validated, hashed model in the artifact store, ready to become a registry version.
 
     ``existing_version`` is set (and ``model_uri`` empty) when the same artifact is already
@@ -43,15 +44,6 @@ class StagedModel:
     semver: str
     feature_spec_uri: str | None = None
     existing_version: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the XCom form (references only)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StagedModel:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(**data)
 
 
 def choose_semver(previous: ModelVersion | None, signature: Signature, semver: str | None) -> str:

@@ -42,7 +42,7 @@ def _xcom(dr: Any, task_id: str) -> Any:
 
 
 def _staging_left(dr: Any) -> bool:
-    from include.registry.pipeline import staging_dir
+    from include.registry.steps import staging_dir
 
     return staging_dir(dr.run_id).exists()
 

@@ -1,8 +1,10 @@
-"""The steps of the ``model_registration`` DAG as plain functions: validate → stage → register → alias.
+"""The steps of the ``model_registration`` DAG: validate → stage → register → alias, typed.
 
-Each step does its job once and passes references on: the request (checked against the allowed
-sources), then a :class:`~include.registry.staging.StagedModel` (a ``runs:/`` URI in the MLflow
-artifact store, the sha256, the signature), then the registry version. The worker-local staging
+Each step does its job once and passes references on as frozen records (:mod:`include.xcom`; the DAG
+turns them into XCom dicts with ``to_xcom()`` and back with ``from_xcom()``): the
+:class:`~include.registry.request.RegistrationRequest` (checked against the allowed sources), then a
+:class:`~include.registry.staging.StagedModel` (a ``runs:/`` URI in the MLflow artifact store, the
+sha256, the signature), then :class:`Registered`, then :class:`AliasAssigned`. The worker-local staging
 folder lives only inside :func:`stage` and is removed whether it succeeds or fails. A refused
 request or artifact leaves one audit record (``model_registration.refused``); a registration leaves
 one ``register`` and one ``set_alias`` record.
@@ -15,6 +17,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,45 @@ from include.registry.registry import get_alias_version, register_staged, set_al
 from include.registry.request import RegistrationRequest
 from include.registry.sources import check_source
 from include.registry.staging import StagedModel, stage_model
+from include.xcom import XcomRecord
+
+__all__ = [
+    "AliasAssigned",
+    "Registered",
+    "RegistrationRequest",
+    "StagedModel",
+    "assign_alias",
+    "register",
+    "stage",
+    "staging_dir",
+    "validate",
+]
 
 log = logging.getLogger(__name__)
 
 REFUSED = "model_registration.refused"
 SPEC_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Registered(XcomRecord):
+    """The registry version that holds the artifact, and whether this run created it."""
+
+    name: str
+    version: str
+    uri: str
+    semver: str
+    sha256: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class AliasAssigned(XcomRecord):
+    """The alias a new version got (``None``: already registered, aliases unchanged) and the champion."""
+
+    alias: str | None
+    reason: str
+    champion: str | None
 
 
 def staging_dir(run_id: str) -> Path:
@@ -58,7 +95,7 @@ def _subject(conf: Any) -> str:
     return f"models:/{name}" if isinstance(name, str) and name else "models:/?"
 
 
-def parse_request(conf: Any, actor: str, run_id: str) -> dict[str, Any]:
+def validate(conf: Any, actor: str, run_id: str) -> RegistrationRequest:
     """Validate the DAG conf and check both URIs against the allowed sources; return the request.
 
     Raises:
@@ -69,19 +106,18 @@ def parse_request(conf: Any, actor: str, run_id: str) -> dict[str, Any]:
         check_source(req.artifact_uri, "artifact_uri")
         if req.feature_spec_uri:
             check_source(req.feature_spec_uri, "feature_spec_uri")
-    return req.to_dict()
+    return req
 
 
-def stage(request: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
+def stage(req: RegistrationRequest, actor: str, run_id: str) -> StagedModel:
     """Fetch, validate, hash and log the model to the artifact store; return references only.
 
     Raises:
         SourceRefused, ArtifactNotFound, InvalidModel, InvalidConf: recorded in the audit log first.
     """
-    req = RegistrationRequest(**request)
     d = staging_dir(run_id)
     try:
-        with _audit_refusal("stage", f"models:/{req.model_name}", actor, run_id, request):
+        with _audit_refusal("stage", f"models:/{req.model_name}", actor, run_id, req.to_xcom()):
             limit = get_settings().max_model_bytes
             model = fetch_source(check_source(req.artifact_uri, "artifact_uri"), d / "model", limit)
             spec = None
@@ -92,28 +128,22 @@ def stage(request: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
                                  semver=req.semver, feature_spec_path=spec, max_bytes=limit)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    return staged.to_dict()
+    return staged
 
 
-def register(request: dict[str, Any], staged: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
+def register(req: RegistrationRequest, staged: StagedModel, actor: str, run_id: str) -> Registered:
     """Register the staged model (or return the version that already holds this artifact)."""
-    req = RegistrationRequest(**request)
-    rv = register_staged(StagedModel.from_dict(staged), actor=actor, lineage=mf.Lineage.from_dict(req.lineage),
+    rv = register_staged(staged, actor=actor, lineage=mf.Lineage.from_dict(req.lineage),
                          residency=req.residency, run_id=run_id)
-    return {"name": rv.name, "version": rv.version, "uri": rv.uri, "semver": rv.semver, "sha256": rv.sha256,
-            "created": rv.created}
+    return Registered(rv.name, rv.version, rv.uri, rv.semver, rv.sha256, rv.created)
 
 
-def assign_alias(registered: dict[str, Any], actor: str, run_id: str) -> dict[str, Any]:
+def assign_alias(registered: Registered, actor: str, run_id: str) -> AliasAssigned:
     """Make a new version ``challenger``, or ``champion`` when the model has no champion yet."""
-    name, version = registered["name"], registered["version"]
+    name, version = registered.name, registered.version
     champion = get_alias_version(name, mf.ALIAS_CHAMPION)
-    if not registered["created"]:
-        return {
-            "alias": None,
-            "reason": "artifact already registered; aliases unchanged",
-            "champion": champion,
-        }
+    if not registered.created:
+        return AliasAssigned(None, "artifact already registered; aliases unchanged", champion)
     if champion is None:
         set_alias(
             name,
@@ -123,6 +153,6 @@ def assign_alias(registered: dict[str, Any], actor: str, run_id: str) -> dict[st
             run_id=run_id,
             reason="first version of this model: nothing to compare with",
         )
-        return {"alias": mf.ALIAS_CHAMPION, "reason": "first version", "champion": version}
+        return AliasAssigned(mf.ALIAS_CHAMPION, "first version", version)
     set_alias(name, mf.ALIAS_CHALLENGER, version, actor=actor, run_id=run_id, reason="newly registered")
-    return {"alias": mf.ALIAS_CHALLENGER, "reason": "newly registered", "champion": champion}
+    return AliasAssigned(mf.ALIAS_CHALLENGER, "newly registered", champion)
