@@ -282,3 +282,13 @@ def test_the_header_decoder_reads_what_hpack_encodes():
 def test_the_header_decoder_refuses_broken_blocks(block):
     with pytest.raises(HeaderError):
         HeaderDecoder().decode(block)
+
+
+def test_a_peer_that_never_opens_its_window_is_sent_away_not_buffered_for():
+    c = Conn(initial_window=0)  # every answer waits for a WINDOW_UPDATE that never comes
+    for _ in range(256):
+        c.call("ModelInfer", pb.ModelInferRequest(model_name="m", id="1"))
+    assert not c.sink.closed and len(c.proto.pending) == 256
+    c.call("ModelInfer", pb.ModelInferRequest(model_name="m", id="1"))
+    goaway = [p for k, _, _, p in c.read() if k == 7]
+    assert c.sink.closed and struct.unpack(">I", goaway[-1][4:])[0] == 11  # ENHANCE_YOUR_CALM
