@@ -41,8 +41,9 @@ def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
 class Client(asyncio.Protocol):
     """One connection; ``call()`` sends the next request and resolves when its answer has ended."""
 
-    def __init__(self, proto: str, request: bytes, head: bytes) -> None:
+    def __init__(self, proto: str, request: bytes, head: bytes, first: bytes = b"") -> None:
         self.proto, self.request, self.head = proto, request, head
+        self.first = first or head  # gRPC: the first call's block indexes the fields later calls name
         self.buf = bytearray()
         self.done: asyncio.Future[str] | None = None
         self.transport: asyncio.Transport | None = None
@@ -70,7 +71,7 @@ class Client(asyncio.Protocol):
             self.transport.write(self.head + f"X-Unit-Id: {u}\r\n\r\n".encode() + self.request)
         else:
             self.stream += 2
-            block = self.head + literal("x-unit-id", u)
+            block = (self.first if self.stream == 1 else self.head) + literal("x-unit-id", u)
             self.transport.write(_frame(1, 4, self.stream, block) + _frame(0, 1, self.stream, self.request))
         return self.done
 
@@ -146,20 +147,24 @@ async def run(
     if proto == "rest":
         lines = [f"POST {path} HTTP/1.1", f"Host: {target}", f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v.strip()}" for k, v in headers]
-        head = ("\r\n".join(lines) + "\r\n").encode()
+        head = first = ("\r\n".join(lines) + "\r\n").encode()
         request = body
     else:
         if len(body) + 5 > 65535:
             raise SystemExit("gRPC requests must fit the peer's initial 64 KiB window")
         # :method POST (static 3), :scheme http (static 6), then literals without indexing
-        head = b"\x83\x86" + literal(":path", path) + literal(":authority", target)
-        head += literal("content-type", "application/grpc") + literal("te", "trailers")
-        head += b"".join(literal(k, v.strip()) for k, v in headers)
+        fields = [(":path", path), (":authority", target), ("content-type", "application/grpc")]
+        fields += [("te", "trailers"), *((k, v.strip()) for k, v in headers)]
+        # :method POST (static 3), :scheme http (static 6); the rest literal with incremental indexing on
+        # the first call (0x40: new name), indexed afterwards (the newest entry is index 62)
+        first = b"\x83\x86" + b"".join(b"\x40" + literal(k, v)[1:] for k, v in fields)
+        later = b"\x83\x86" + bytes(0x80 | (62 + len(fields) - 1 - i) for i in range(len(fields)))
+        head = later
         request = b"\x00" + struct.pack(">I", len(body)) + body
     loop = asyncio.get_running_loop()
     clients = []
     for _ in range(connections):
-        _, c = await loop.create_connection(lambda: Client(proto, request, head), host, int(port))
+        _, c = await loop.create_connection(lambda: Client(proto, request, head, first), host, int(port))
         clients.append(c)
     latencies: list[float] = []
     errors: dict[str, int] = {}
