@@ -6,7 +6,10 @@ Rows (each server started alone, warmed up, measured, stopped; rounds interleave
 - single-row model (``benchmarks/serving.py``'s demo model, float[1,30]): router REST (OIP v2 JSON,
   ``wrk``), router gRPC (``raw_input_contents``, ``benchmarks/grpc_load.py``), KServe REST, KServe gRPC;
 - a 1,000-float input (float[1,1000]): router REST JSON, router REST with the binary extension, router
-  gRPC with raw contents.
+  gRPC with raw contents;
+- ``same-client`` rows: the router's REST and gRPC rows again, both driven by ``benchmarks/raw_load.py``
+  (one closed-loop client for both protocols), since ``wrk`` and the Python grpc client differ in cost
+  more than the two protocols do.
 
 After every router run the router is stopped (its events flushed) and its event files are counted: they
 must equal the scored requests the router counted (``router_requests_total``), and cover what the
@@ -15,7 +18,7 @@ client saw answered. CPU pinning as in ``benchmarks/serving.py`` (server set / l
 nothing per request either).
 
 Usage: ``.venv/bin/python benchmarks/protocols.py [--rounds 2] [--duration 5] [--warmup 2]
-[--connections 16] [--no-pin]``
+[--connections 16] [--no-pin] [--only TEXT[,TEXT]]`` (``--only``: the rows whose label contains a text)
 """
 
 from __future__ import annotations

@@ -292,3 +292,41 @@ def test_a_peer_that_never_opens_its_window_is_sent_away_not_buffered_for():
     c.call("ModelInfer", pb.ModelInferRequest(model_name="m", id="1"))
     goaway = [p for k, _, _, p in c.read() if k == 7]
     assert c.sink.closed and struct.unpack(">I", goaway[-1][4:])[0] == 11  # ENHANCE_YOUR_CALM
+
+
+def test_the_benchmark_client_counts_answers_and_statuses_over_real_sockets():
+    """``benchmarks/raw_load.py`` (both protocols) against this server and a one-line HTTP server."""
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import raw_load
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+
+        def data_received(self, data):  # one request per read is enough for this client (one in flight)
+            status = b"500 Internal Server Error" if b"unit-7\r\n" in data else b"200 OK"
+            self.t.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nok")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        service = Service()
+        h2 = H2GrpcServer(service, 1 << 20)
+        g = await loop.create_server(h2.protocol, "127.0.0.1", 0)
+        h = await loop.create_server(Http, "127.0.0.1", 0)
+        body = pb.ModelInferRequest(model_name="m", id="4").SerializeToString()
+        gport, hport = g.sockets[0].getsockname()[1], h.sockets[0].getsockname()[1]
+        rg = await raw_load.run("grpc", f"127.0.0.1:{gport}", PATH + "ModelInfer", body, 0.5, 2, [])
+        bad = await raw_load.run("grpc", f"127.0.0.1:{gport}", PATH + "Nope", body, 0.2, 1, [])
+        rh = await raw_load.run("rest", f"127.0.0.1:{hport}", "/x", b"{}", 0.5, 2, ["X-A:b"])
+        g.close()
+        h.close()
+        return rg, bad, rh, service
+
+    rg, bad, rh, service = asyncio.run(main())
+    assert rg["answered"] > 10 and rg["errors"] == {} and service.calls == rg["answered"]
+    assert bad["answered"] == 0 and set(bad["errors"]) == {"grpc-12"}  # UNIMPLEMENTED
+    assert rh["answered"] > 10 and set(rh["errors"]) == {"500"}
