@@ -50,8 +50,10 @@ class Settings(BaseSettings):
     """Query engine of the event analytics (A/B reduction, canary window): ``duckdb`` runs embedded
     in the task's process, ``spark`` runs the same SQL on a Spark session (``docs/analytics.md``)."""
 
-    analytics_memory_limit: str = "512MB"
-    """DuckDB's memory limit; beyond it DuckDB spills to ``<home>/analytics-tmp``."""
+    analytics_memory_limit: str = "384MB"
+    """DuckDB's memory limit; beyond it DuckDB spills to ``<home>/analytics-tmp``. It bounds DuckDB's
+    buffer manager, not the whole process: at 100M events the analysis peaked at 0.88 GiB RSS with
+    384MB and 1.10 GiB with 512MB; 256MB fails the A/B reduction (``docs/benchmarks.md``)."""
 
     analytics_threads: int = 0
     """DuckDB worker threads; 0 (the default) means one per CPU of the machine."""

@@ -60,14 +60,14 @@ class DuckDBEngine:
     """An in-memory DuckDB connection with a memory limit.
 
     Args:
-        memory_limit: DuckDB's ``memory_limit`` (e.g. ``512MB``); past it operators spill.
+        memory_limit: DuckDB's ``memory_limit`` (e.g. ``384MB``); past it operators spill.
         threads: worker threads.
         temp_dir: spill folder (created when needed).
     """
 
     name = "duckdb"
 
-    def __init__(self, memory_limit: str = "512MB", threads: int = 2, temp_dir: Path | None = None) -> None:
+    def __init__(self, memory_limit: str = "384MB", threads: int = 2, temp_dir: Path | None = None) -> None:
         import duckdb
 
         config: dict[str, Any] = {
