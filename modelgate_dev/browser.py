@@ -178,33 +178,47 @@ def answer_in_page(
     return check
 
 
-def demo_pages(summary: dict[str, Any], password: str) -> tuple[list[tuple[str, list[str], str]], list[dict[str, Any]]]:
+def demo_pages(
+    summary: dict[str, Any], password: str, reports: Path
+) -> tuple[list[tuple[str, list[str], str]], list[dict[str, Any]]]:
     """Return the demo's pages to check (url, texts, screenshot name) and the Airflow cookie to sign in with.
+
+    The regression and A/B reports are MLflow artifacts, which MLflow's ``get-artifact`` answers as a
+    download; they are fetched through the MLflow client into ``reports`` and opened from there, as the
+    drift report is.
 
     Args:
         summary: the demo summary (``modelgate_dev.demo.run``).
         password: the Airflow admin password.
+        reports: folder the MLflow report artifacts are downloaded to.
     """
-    import httpx
+    from urllib.parse import parse_qs, urlsplit
 
-    from include.evidence.links import Links
+    import httpx
+    from mlflow.tracking import MlflowClient
 
     airflow, model = summary["airflow_ui"].rstrip("/"), summary["model"]
     r = httpx.post(f"{airflow}/auth/token", json={"username": "admin", "password": password}, timeout=30)
     r.raise_for_status()
     cookies = [{"name": AIRFLOW_COOKIE, "value": r.json()["access_token"], "url": airflow}]
-    links = Links(summary["mlflow_ui"])
+    client = MlflowClient(summary["mlflow_ui"])
+
+    def local(run: str, artifact: str, name: str) -> str:
+        folder = reports / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(client.download_artifacts(run, artifact, str(folder))).resolve().as_uri()
+
     pages = [(f"{airflow}/modelgate/models/{model}", [model, "Versions and gate verdicts"], "plugin.png")]
     version = (summary.get("regression") or {}).get("version")
     if version:
-        from mlflow.tracking import MlflowClient
-
-        tags = MlflowClient(summary["mlflow_ui"]).get_model_version(model, str(version)).tags or {}
+        tags = client.get_model_version(model, str(version)).tags or {}
         run = tags.get("modelgate.regression.mlflow_run_id")
         if run:
-            pages.append((str(links.artifact(run, "report/report.html")), ["Verdict"], "regression.png"))
-    if (summary.get("ab") or {}).get("report_url"):
-        pages.append((summary["ab"]["report_url"], ["Decision"], "abtest.png"))
+            pages.append((local(run, "report/report.html", "regression"), ["Verdict"], "regression.png"))
+    ab_url = (summary.get("ab") or {}).get("report_url")
+    if ab_url:
+        query = parse_qs(urlsplit(ab_url).query)
+        pages.append((local(query["run_uuid"][0], query["path"][0], "abtest"), ["Decision"], "abtest.png"))
     if (summary.get("drift") or {}).get("report_file"):
         pages.append((Path(summary["drift"]["report_file"]).resolve().as_uri(), ["Drift"], "drift.png"))
     return pages, cookies
@@ -216,8 +230,8 @@ def demo_screenshots(summary: dict[str, Any], home: Path, password: str) -> list
 
     from include.registry.credentials import read_identity
 
-    pages, cookies = demo_pages(summary, password)
     folder = home / "screenshots"
+    pages, cookies = demo_pages(summary, password, folder / "reports")
     who = read_identity(home / "secrets", "admin")  # MLflow's reports are read as its human admin
     mlflow = urlsplit(summary["mlflow_ui"])
     creds = {"username": who.username, "password": who.password, "origin": f"{mlflow.scheme}://{mlflow.netloc}"}

@@ -511,15 +511,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _screenshots(summary: dict[str, Any]) -> None:
-    """The plugin page and the reports in headless Chromium; screenshots under $MODELGATE_HOME/screenshots."""
+    """The plugin page and the reports in headless Chromium; screenshots under $MODELGATE_HOME/screenshots.
+
+    What the browser saw is added to ``summary.json`` under ``screenshots`` (``{file: {"ok", "errors",
+    "missing"}}``, or ``{"error": ...}`` when none could be taken).
+    """
     from modelgate_dev.browser import demo_screenshots
 
+    home = Path(summary["airflow_password_file"]).parents[1]
+    seen: dict[str, Any] = {}
     try:
-        home = Path(summary["airflow_password_file"]).parents[1]
         for c in demo_screenshots(summary, home, Path(summary["airflow_password_file"]).read_text().strip()):
             print(f"screenshot : {c.screenshot} {'OK' if c.ok else f'PROBLEMS {c.errors} missing {c.missing}'}")
+            name = c.screenshot.name if c.screenshot else c.url
+            seen[name] = {"ok": c.ok, "errors": c.errors, "missing": c.missing}
     except Exception as e:  # the screenshots are evidence, not a gate: say why they are missing
         print(f"screenshots: not taken ({type(e).__name__}: {e})")
+        seen = {"error": f"{type(e).__name__}: {e}"}
+    text = json.dumps({**summary, "screenshots": seen}, indent=2, default=str)
+    atomic_write(home / "demo" / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ def test_demo_good_then_bad_canary(demo_env: dict[str, str]) -> None:
     assert ab["approvals"] and ab["approvals"][0]["task_id"] == "ship_gate.approve"
     assert good["audit"]["ok"] and good["audit"]["records"] > 10
     assert good["seconds"] < 600, good["stages"]
+    # the plugin page and the regression, A/B and drift reports, each loaded in Chromium with its key text
+    shots = good["screenshots"]
+    assert {"plugin.png", "regression.png", "abtest.png", "drift.png"} <= set(shots), shots
+    assert all(shot["ok"] for shot in shots.values()), shots
 
     bad = _demo(demo_env, "bad-canary")
     slow = bad["candidate"]["version"]
@@ -80,3 +84,4 @@ def test_demo_good_then_bad_canary(demo_env: dict[str, str]) -> None:
     assert [r for r in outcome["routes"] if r[2] > 0] == [["champion", f"models:/churn/{v2}", 10000]]
     assert bad["audit"]["ok"]
     assert bad["seconds"] < 600, bad["stages"]
+    assert bad["screenshots"].get("plugin.png", {}).get("ok"), bad["screenshots"]
