@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     secrets_dir: Path | None = None
     """Folder of generated secrets (audit HMAC key, audit head anchor); default ``<home>/secrets``."""
 
+    mlflow_identities_dir: Path | None = None
+    """Folder holding the MLflow identities' ``mlflow-<user>-password`` files when they are mounted
+    read-only apart from the writable secrets folder (compose: ``/run/secrets``); default the secrets folder."""
+
     registration_roots: str = ""
     """Extra places registration may read from, comma-separated: absolute directories and URL
     prefixes (``https://host/path/``, ``s3://bucket/prefix/``). Always allowed: ``<home>/inbox`` and

@@ -161,21 +161,34 @@ def as_identity(identity: MlflowIdentity | None) -> Iterator[MlflowIdentity | No
             _current.pop()
 
 
+def identities_dir() -> Path:
+    """Return the folder of the ``mlflow-<user>-password`` files.
+
+    ``MODELGATE_MLFLOW_IDENTITIES_DIR`` when set (compose mounts its secrets read-only at
+    ``/run/secrets``), else the secrets folder (``MODELGATE_SECRETS_DIR`` or ``<home>/secrets``).
+    """
+    from include.config import get_settings
+
+    configured = get_settings().mlflow_identities_dir
+    if configured is not None:
+        return configured
+    from include.registry.audit_anchor import secrets_dir
+
+    return secrets_dir()
+
+
 def role_identity(user: str, secrets_dir: Path | None = None) -> MlflowIdentity | None:
     """Return ``user``'s identity when its password file exists, else None (anonymous).
 
     Args:
         user: one of :data:`ROLES`.
-        secrets_dir: default the configured secrets folder (``MODELGATE_SECRETS_DIR`` or
-            ``<home>/secrets``).
+        secrets_dir: default :func:`identities_dir`.
 
     Without the file the process stays anonymous and an authenticated server answers 401, which
     names the problem.
     """
     if secrets_dir is None:
-        from include.registry.audit_anchor import secrets_dir as configured
-
-        secrets_dir = configured()
+        secrets_dir = identities_dir()
     if not password_file(secrets_dir, user).exists():
         return None
     return read_identity(secrets_dir, user)

@@ -18,6 +18,7 @@ from include.config import get_settings
 from include.registry import manifest as mf
 from include.registry.artifact import sha256_file
 from include.registry.errors import AuditError, IntegrityError, ModelNotFound, ResidencyRefused
+from include.registry.version_files import download_version_onnx
 from modelgate_contracts.residency import residency_allows
 from modelgate_contracts.uris import MalformedModelUri, parse_model_uri
 
@@ -112,7 +113,6 @@ def _resolve_registry(
     cache_dir: Path | None,
     tracking_uri: str | None,
 ) -> ResolvedModel:
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from include.registry.registry import get_client
@@ -141,12 +141,8 @@ def _resolve_registry(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".dl-"))
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp)
-            )
-        )
-        f = _onnx_in_dir(local)
+        # through the registry's own route: READ on the registered model is enough (version_files)
+        f = download_version_onnx(tracking_uri or get_settings().tracking_uri, name, str(mv.version), tmp)
         actual = sha256_file(f)
         if actual != expected:
             raise IntegrityError(

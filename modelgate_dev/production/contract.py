@@ -90,6 +90,8 @@ _AIRFLOW_ENV: dict[str, str] = {
     "MODELGATE_AUDIT_DB_URL": "postgresql+psycopg://{control_db_user}:{control_db_password}@{postgres}/modelgate",
     "MODELGATE_EVENTS_ROOT": "{events}",
     "MODELGATE_BATCH_QUEUE": BATCH_QUEUE,
+    # the airflow and batch MLflow identities' password files (compose: its secrets; native: "" = <home>/secrets)
+    "MODELGATE_MLFLOW_IDENTITIES_DIR": "{mlflow_identities}",
     "PYTHONPATH": "{code}",
 }
 
@@ -145,6 +147,8 @@ class Target:
     secrets: Mapping[str, str] = field(default_factory=dict)
     """``router_admin_token``, ``router_connection`` (URI of the ``modelgate_router`` connection),
     ``fernet_key``, ``jwt_secret``, ``api_secret_key``, database roles and passwords."""
+    mlflow_identities: str = ""
+    """Folder of the ``mlflow-<user>-password`` files (empty: the secrets folder under ``state``)."""
 
     def values(self) -> dict[str, str]:
         """Return every placeholder's value."""
@@ -171,6 +175,7 @@ COMPOSE = Target(
     artifacts="/mlartifacts",
     code="/opt/airflow",
     auth_manager="airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+    mlflow_identities="/run/secrets",
     secrets={
         "router_admin_token": _secret_ref("ROUTER_ADMIN_TOKEN"),
         "router_connection": f"http://admin:{_secret_ref('ROUTER_ADMIN_TOKEN')}@router:8500",
@@ -217,5 +222,7 @@ IMAGE_PATHS: dict[str, tuple[str, ...]] = {
     "modelgate/airflow": ("/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/logs"),
     # the postgres image's PGDATA default
     "postgres": ("/var/lib/postgresql/data",),
+    # the basic-auth users database named by the image's /etc/mlflow/basic_auth.ini (deploy/mlflow)
+    "modelgate/mlflow": ("/var/lib/mlflow-auth",),
 }
 """Paths an image's program reads by default, keyed by image name without tag."""

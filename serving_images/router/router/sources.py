@@ -244,20 +244,60 @@ class RegistryResolver:
         return ResolvedModel(path, actual, str(entry.get("version")), uri, str(semver) if semver else None)
 
     def _download(self, name: str, version: str, target: Path, uri: str) -> None:
-        import mlflow.artifacts
-
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=target.parent))
         try:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp), tracking_uri=self.tracking_uri
-            )
+            # MLmodel (names the ONNX file) and that file, through the registry's own route
+            mlmodel = _fetch_version_file(self.tracking_uri, name, version, "MLmodel", tmp)
+            data = _onnx_data_of(tmp, uri) if mlmodel else "model.onnx"
+            if not _fetch_version_file(self.tracking_uri, name, version, data, tmp):
+                raise ModelLoadError(f"{uri}: version {version} of {name!r} holds no {data}")
             os.replace(tmp, target)
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if target.is_dir():  # another worker won the race
                 return
             raise ModelLoadError(f"{uri}: cannot download version {version} of {name!r}: {e}") from e
+
+
+VERSION_FILE_ENDPOINT = "/model-versions/get-artifact"
+"""MLflow's route for one file of a model version. It is authorised by the registered model alone, so
+the router's identity needs READ on registered models and no right on the run that logged the version
+(the artifact proxy behind ``mlflow.artifacts.download_artifacts`` checks the run's experiment)."""
+
+
+def _fetch_version_file(tracking_uri: str | None, name: str, version: str, path: str, directory: Path) -> bool:
+    """Write file ``path`` of a registered version under ``directory``; False when the version lacks it."""
+    from mlflow import get_tracking_uri
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    dest = directory / path
+    if directory.resolve() not in dest.resolve().parents:
+        raise ModelLoadError(f"{name!r} version {version}: MLmodel names a file outside the model: {path!r}")
+    creds = get_default_host_creds(tracking_uri or get_tracking_uri())
+    params = {"name": name, "version": version, "path": path}
+    resp = http_request(creds, VERSION_FILE_ENDPOINT, "GET", params=params, stream=True, max_retries=2,
+                        timeout=120, raise_on_status=False)
+    with resp:
+        if resp.status_code == 404 or (resp.status_code >= 500 and "No such file" in resp.text[:2000]):
+            return False
+        if resp.status_code != 200:
+            raise ModelLoadError(f"MLflow answered {resp.status_code} to {path} of {name!r} version {version}: "
+                                 f"{resp.text[:300]}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as out:
+            shutil.copyfileobj(resp.raw, out)
+    return True
+
+
+def _onnx_data_of(directory: Path, source: str) -> str:
+    try:
+        meta = yaml.safe_load((directory / "MLmodel").read_text(encoding="utf-8")) or {}
+        data = meta.get("flavors", {}).get("onnx", {}).get("data")
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise ModelLoadError(f"{source}: cannot read MLmodel: {e}") from e
+    return data if isinstance(data, str) and data else "model.onnx"
 
 
 class _Unreachable(Exception):
