@@ -216,7 +216,11 @@ def test_roles_are_set_exactly_and_idempotently(mlflow_server: str) -> None:
 
 
 def test_ensure_users_cli_takes_passwords_from_the_identities_folder(
-    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mlflow_server: str,
+    versions: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from include.registry.audit_anchor import secrets_dir
     from include.registry.mlflow_users import main
@@ -230,5 +234,5 @@ def test_ensure_users_cli_takes_passwords_from_the_identities_folder(
     assert list(mounted.iterdir()) == []
     monkeypatch.setenv("MODELGATE_MLFLOW_IDENTITIES_DIR", str(secrets_dir()))
     assert main(["ensure-users"]) == 0
-    assert _alias_request(mlflow_server, "airflow", "1") == 200  # the passwords are still the files'
-    assert _alias_request(mlflow_server, "router", "1") == 403
+    assert _alias_request(mlflow_server, "airflow", versions[0]) == 200  # the passwords are still the files'
+    assert _alias_request(mlflow_server, "router", versions[0]) == 403
