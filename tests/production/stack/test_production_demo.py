@@ -1,8 +1,7 @@
 """``MODELGATE_PROFILE=production make demo`` (good scenario): the demo passes on the production topology and
 its summary records the backends read back from the running services. Run by ``make test-production``.
-
-The bad-canary half (the Guard alert firing in the production Prometheus, recorded in the summary) is
-not here: it has not been run on the production profile yet (docs/production.md, "Not done").
+Then, on the same stack, ``SCENARIO=bad-canary``: the guard cuts the slow copy and the Guard alert fires
+in the production Prometheus, recorded in the summary.
 """
 
 from __future__ import annotations
@@ -79,3 +78,15 @@ def test_demo_good_on_the_production_profile(production_env: dict[str, str]) -> 
     assert replicas == 2, profile["routers"]  # MODELGATE_ROUTER_REPLICAS defaults to 2
     up = [(t["job"], t["health"]) for t in profile["prometheus"]["targets"]]
     assert up.count(("modelgate-router", "up")) == replicas and ("modelgate-dagruns", "up") in up, up
+
+
+@pytest.mark.timeout(1500)
+def test_demo_bad_canary_fires_the_guard_alert_in_prometheus(production_env: dict[str, str]) -> None:
+    # after the good scenario (same stack and state): the slow copy is cut by a replica's guard, which
+    # Prometheus scrapes; the alert whose name contains "Guard" fires and the summary records it
+    rc, out = _demo(production_env, "bad-canary", 1300)
+    assert rc == 0, out[-6000:]
+    summary = json.loads((Path(production_env["MODELGATE_HOME"]) / "demo" / "summary.json").read_text())
+    assert summary["canary"]["verdict"] == "rolled_back"
+    fired = summary["profile"]["prometheus"]["alerts_fired"]
+    assert any("Guard" in name for name in fired), summary["profile"]["prometheus"]
