@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +27,13 @@ os.environ["MODELGATE_HOME"] = str(_SESSION_ROOT / "modelgate")
 # MODELGATE_HOME elsewhere, so every process a test starts finds its identity
 os.environ["MODELGATE_SECRETS_DIR"] = str(_SESSION_ROOT / "modelgate" / "secrets")
 os.environ.pop("AIRFLOW_CONN_MODELGATE_MLFLOW", None)
+
+# An xdist worker's ``__main__`` (execnet's) has neither ``__spec__`` nor ``__file__``: pyspark's connect module
+# (imported by great_expectations) then takes the process for a doctest run and calls ``sys.exit(0)``. A spec
+# named ``__main__`` tells it otherwise, and multiprocessing's spawn skips re-importing such a main module.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 # `make test` runs on several xdist workers: each test module is one work unit (its module fixtures start
 # once), handed out in collection order (``--no-loadscope-reorder``), which the hook below sorts longest
