@@ -1,20 +1,16 @@
 """gRPC over HTTP/2 in the router's own asyncio protocol: unary OIP v2 calls without ``grpc.aio``.
 
-``grpc.aio`` spends about five times the CPU of a REST request on each unary call, most of it outside
-the handler: every call crosses from grpc's ``event_engine`` threads to the event loop and back
-(``docs/benchmarks.md``, protocols). This server speaks the part of HTTP/2 (RFC 9113) and the gRPC wire
-format (``PROTOCOL-HTTP2.md`` of grpc) that unary calls need, on the loop uvicorn runs, the way
+``grpc.aio`` spends about five times the CPU of a REST request per unary call, crossing from grpc's
+threads to the event loop and back (``docs/benchmarks.md``, protocols). This server speaks the part of
+HTTP/2 (RFC 9113) and the gRPC wire format that unary calls need, on the loop uvicorn runs, the way
 ``router/httpproto.py`` answers REST: frames are parsed in ``data_received``, a call whose request has
 arrived is answered at once on the same thread, and everything a read produced goes out in one write.
 
-What it speaks: the connection preface and SETTINGS (acknowledged; the peer's initial window and maximum
-frame size applied), PING (acknowledged), WINDOW_UPDATE both ways (the server advertises the largest
-windows and tops the connection window up; answers wait for the peer's window), HEADERS with
-CONTINUATION, padding and priority, DATA, RST_STREAM, GOAWAY; request headers through ``hpack``
-(python-hyper's HPACK decoder); answers are HEADERS (``:status 200``, ``content-type: application/grpc``,
-metadata) + DATA (one length-prefixed message) + trailers (``grpc-status``, ``grpc-message``), or
-trailers-only for an error. Not spoken: compressed messages (UNIMPLEMENTED), streaming RPCs (only
-unary methods exist here), server push. TLS goes through the loop's SSL with ALPN ``h2``.
+What it speaks: preface, SETTINGS, PING, WINDOW_UPDATE both ways, HEADERS with CONTINUATION/padding/
+priority, DATA, RST_STREAM, GOAWAY; request headers through ``router.grpc_wire``'s HPACK decoder (Huffman
+and static table from ``hpack``); gzip/deflate request messages (bounded). Answers are HEADERS + one DATA
+message + trailers, or trailers-only for an error. Not spoken: streaming RPCs, server push. TLS through
+the loop's SSL with ALPN ``h2``.
 """
 
 from __future__ import annotations
