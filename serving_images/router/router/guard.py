@@ -11,6 +11,7 @@ traffic to the variant.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -55,12 +56,6 @@ def observe(plane: DataPlane, mt: ModelTable, v: VariantRuntime, ok: bool, laten
         plane.trip(mt.name, v.name, reason, {"requests": n, "errors": errs, "slow": slow})
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2.0
-
-
 def latency_excess(mt: ModelTable, v: VariantRuntime, n: int, limit_ms: float) -> str | None:
     """Compare a variant's median latency over its window with the champion's over the same period.
 
@@ -85,7 +80,7 @@ def latency_excess(mt: ModelTable, v: VariantRuntime, n: int, limit_ms: float) -
         base, _ = champion.stats.recent(mt.guard.window)
     if len(mine) < mt.guard.min_requests or len(base) < mt.guard.min_requests:
         return None
-    m_v, m_c = _median(mine) * 1000.0, _median(base) * 1000.0
+    m_v, m_c = statistics.median(mine) * 1000.0, statistics.median(base) * 1000.0
     if m_v - m_c <= limit_ms:
         return None
     return (
