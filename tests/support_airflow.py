@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,15 @@ from support import REPO
 _MIGRATED = False
 
 
+def _template() -> Path:
+    return Path(os.environ["AIRFLOW_HOME"]) / "migrated-template.db"
+
+
 def ensure_airflow_db() -> None:
-    """Run ``airflow db migrate`` once per test session (AIRFLOW_HOME is set by tests/conftest.py)."""
+    """Run ``airflow db migrate`` once per test session (AIRFLOW_HOME is set by tests/conftest.py).
+
+    A copy of the freshly migrated database is kept for :func:`copy_migrated_db`.
+    """
     global _MIGRATED
     if _MIGRATED:
         return
@@ -23,7 +31,21 @@ def ensure_airflow_db() -> None:
     res = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    db = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    shutil.copyfile(db, _template())  # the migrate process has exited: the SQLite file is complete
     _MIGRATED = True
+
+
+def copy_migrated_db(dest: Path) -> Path:
+    """Write a freshly migrated, empty SQLite metadata DB to ``dest`` (for a test's own ``AIRFLOW_HOME``).
+
+    It is a copy of what ``airflow db migrate`` wrote for this session before any test used it, so a module
+    with its own metadata DB does not pay a second migration.
+    """
+    ensure_airflow_db()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_template(), dest)
+    return dest
 
 
 def load_dag(dag_file: str, dag_id: str) -> Any:

@@ -13,36 +13,48 @@ from support import REPO
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY = ["mlflow", "onnxruntime", "great_expectations", "sklearn", "pandas", "onnx", "pyarrow", "kubernetes"]
 
+# One interpreter imports Airflow's parsing machinery once, then forks a child per DAG file: each file is
+# parsed in a process holding what a fresh interpreter holds after those same imports (the heavy-module check
+# compares against that), without paying Airflow's import once per file.
 _PROBE = r"""
-import json, sys, runpy
+import json, os, sys
 from unittest import mock
-calls = []
-def refuse(kind):
-    def _r(*a, **k):
-        calls.append(kind)
-        raise RuntimeError(f"{kind} accessed at parse time")
-    return _r
 from airflow.sdk import BaseHook, Variable
-with mock.patch.object(BaseHook, "get_connection", refuse("connection")), \
-     mock.patch.object(Variable, "get", refuse("variable")):
-    from airflow.dag_processing.dagbag import DagBag
-    bag = DagBag(dag_folder=sys.argv[1])
-heavy = [m for m in %(heavy)r if m in sys.modules]
-dags = {d.dag_id: {"owner": d.owner, "tags": sorted(d.tags), "doc": d.doc_md or "", "params": sorted(d.params),
-        "retries": [t.retries for t in d.tasks]} for d in bag.dags.values()}
-print(json.dumps({"errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()},
-                  "heavy": heavy, "calls": calls, "dags": dags}))
+from airflow.dag_processing.dagbag import DagBag
+for path in sys.argv[1:]:
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        continue
+    calls = []
+    def refuse(kind):
+        def _r(*a, **k):
+            calls.append(kind)
+            raise RuntimeError(f"{kind} accessed at parse time")
+        return _r
+    with mock.patch.object(BaseHook, "get_connection", refuse("connection")), \
+         mock.patch.object(Variable, "get", refuse("variable")):
+        bag = DagBag(dag_folder=path)
+    heavy = [m for m in %(heavy)r if m in sys.modules]
+    dags = {d.dag_id: {"owner": d.owner, "tags": sorted(d.tags), "doc": d.doc_md or "", "params": sorted(d.params),
+            "retries": [t.retries for t in d.tasks]} for d in bag.dags.values()}
+    print("PROBE " + json.dumps({"file": os.path.basename(path),
+                                 "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()},
+                                 "heavy": heavy, "calls": calls, "dags": dags}))
+    sys.stdout.flush()
+    os._exit(0)
 """
 
 
 @pytest.fixture(scope="module")
 def probes() -> dict[str, dict]:
-    out = {}
-    for f in DAG_FILES:
-        res = subprocess.run([sys.executable, "-c", _PROBE % {"heavy": HEAVY}, str(f)],
-                             capture_output=True, text=True, cwd=REPO, timeout=180)
-        assert res.returncode == 0, res.stderr[-3000:]
-        out[f.name] = json.loads(res.stdout.strip().splitlines()[-1])
+    res = subprocess.run([sys.executable, "-c", _PROBE % {"heavy": HEAVY}, *map(str, DAG_FILES)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    found = [json.loads(line[len("PROBE "):]) for line in res.stdout.splitlines() if line.startswith("PROBE ")]
+    out = {p.pop("file"): p for p in found}
+    assert sorted(out) == sorted(f.name for f in DAG_FILES), (res.stdout + res.stderr)[-3000:]
     return out
 
 
