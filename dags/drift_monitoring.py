@@ -64,43 +64,31 @@ Conf (all optional): `models`, `events_root`, `end` (ISO time, default now), `wi
 def drift_monitoring() -> None:
     @task
     def list_models() -> list[str]:
-        from include.drift import monitor
+        from include.drift import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
         conf = dict(get_current_context()["dag_run"].conf or {})
-        if conf.get("models"):
-            return [str(m) for m in conf["models"]]
-        return list(call(monitor.champion_models, ModelgateMlflowHook().get_conn()))
+        uri = ModelgateMlflowHook().get_conn() if not conf.get("models") else None
+        return list(call(steps.list_models, conf, uri))
 
     @task
     def check(model: str) -> dict[str, Any]:
-        from datetime import datetime
-
-        from include.canary.events import events_root
-        from include.drift import monitor
+        from include.drift import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
         ctx = get_current_context()
-        conf = dict(ctx["dag_run"].conf or {})
-        end = datetime.fromisoformat(conf["end"]) if conf.get("end") else None
-        result: dict[str, Any] = call(
-            monitor.check,
-            model,
-            conf.get("events_root") or events_root(),
-            end=end,
-            window_hours=float(conf.get("window_hours") or 24),
-            alpha=float(conf.get("alpha") or 0.01),
-            tracking_uri=ModelgateMlflowHook().get_conn(),
-            actor=actor_of(dict(ctx)),
-            run_id=ctx["run_id"],
-        )
-        return result
+        window = call(steps.window, dict(ctx["dag_run"].conf or {}))
+        uri = ModelgateMlflowHook().get_conn()
+        return dict(call(steps.check, model, window, uri, actor_of(dict(ctx)), ctx["run_id"]).to_xcom())
 
     @task(outlets=[DRIFT_CHECKED])
     def publish(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        verdicts = list(results)
+        from include.drift import steps
+        from plugins.task_utils import call
+
+        verdicts = [c.to_xcom() for c in call(steps.verdicts, list(results))]
         get_current_context()["outlet_events"][DRIFT_CHECKED].extra = {"verdicts": verdicts}
         return verdicts
 

@@ -53,43 +53,24 @@ says whether it finished within the SLA. Conf: `unit_id`, `reason`, `requested_b
 def erase_subject() -> None:
     @task(execution_timeout=SLA - timedelta(minutes=5))
     def erase() -> dict[str, Any]:
-        from include.compliance.erasure import ErasureRequest
-        from include.compliance.erasure import erase_subject as run_erasure
+        from include.compliance import steps
         from plugins.task_utils import actor_of, call
 
         ctx = get_current_context()
         conf = dict(ctx["dag_run"].conf or {})
-        request = call(ErasureRequest.from_conf, conf)
-        report: dict[str, Any] = call(
-            run_erasure,
-            request,
-            actor=actor_of(dict(ctx)),
-            run_id=ctx["run_id"],
-            events_root=conf.get("events_root"),
+        return dict(
+            call(steps.erase, conf, actor_of(dict(ctx)), ctx["run_id"], SLA.total_seconds()).to_xcom()
         )
-        report["sla_seconds"] = SLA.total_seconds()
-        report["within_sla"] = report["seconds"] < SLA.total_seconds()
-        return report
 
     @task
     def verify(report: dict[str, Any]) -> dict[str, Any]:
-        from include.compliance.erasure import remaining
-        from include.compliance.errors import ComplianceError
+        from include.compliance import steps
         from plugins.task_utils import call
 
         conf = dict(get_current_context()["dag_run"].conf or {})
-        left = call(remaining, str(conf["unit_id"]), conf.get("events_root"))
-        if left:
-            call(
-                _raise, ComplianceError(f"{left} records of subject {report['subject']} remain after erasure")
-            )
-        return {**report, "remaining": left}
+        return dict(call(steps.verify, call(steps.Erasure.from_xcom, report), conf).to_xcom())
 
     verify(erase())
-
-
-def _raise(e: Exception) -> None:
-    raise e
 
 
 erase_subject()

@@ -39,12 +39,14 @@ The gates (`canary_promotion`, `ab_analysis`) run the same step after their prom
     tags=["modelgate", "registry"],
     doc_md=DOC,
     default_args={"owner": "modelgate", "retries": 1, "retry_delay": timedelta(seconds=30)},
-    params={"models": Param(None, type=["null", "array"], description="Only these models (default: all routed)")},
+    params={
+        "models": Param(None, type=["null", "array"], description="Only these models (default: all routed)")
+    },
 )
 def registry_reconcile() -> None:
     @task
     def reconcile() -> list[dict[str, Any]]:
-        from include.canary.reconcile import reconcile as run
+        from include.canary import steps
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.router_hook import RouterHook
         from plugins.task_utils import actor_of, call
@@ -53,10 +55,8 @@ def registry_reconcile() -> None:
         context = get_current_context()
         models = (context["dag_run"].conf or {}).get("models")
         actor = actor_of(dict(context))
-        results: list[dict[str, Any]] = call(
-            run, actor=actor, run_id=context["run_id"], router=RouterHook(actor=actor), models=models
-        )
-        return results
+        ctx = steps.Ctx(RouterHook(actor=actor), actor, context["run_id"])
+        return [r.to_xcom() for r in call(steps.reconcile_models, ctx, models)]
 
     reconcile()
 

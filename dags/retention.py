@@ -45,23 +45,12 @@ from, default now), `dry_run` (list only: nothing dropped, nothing audited).
 def retention() -> None:
     @task
     def drop_expired() -> dict[str, Any]:
-        from datetime import datetime
-
-        from include.compliance.retention import apply_retention
+        from include.compliance import steps
         from plugins.task_utils import actor_of, call
 
         ctx = get_current_context()
         conf = dict(ctx["dag_run"].conf or {})
-        now = datetime.fromisoformat(conf["now"]) if conf.get("now") else None
-        report: dict[str, Any] = call(
-            apply_retention,
-            actor=actor_of(dict(ctx)),
-            run_id=ctx["run_id"],
-            events_root=conf.get("events_root"),
-            now=now,
-            dry_run=bool(conf.get("dry_run")),
-        )
-        return report
+        return dict(call(steps.drop_expired, conf, actor_of(dict(ctx)), ctx["run_id"]).to_xcom())
 
     drop_expired()
 
