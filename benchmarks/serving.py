@@ -169,6 +169,54 @@ def router_cmd(routes: Path, state: Path, events: Path) -> list[str]:
     ]
 
 
+def metric(base: str, name: str) -> float:
+    """The sum of a metric's samples on ``base``/metrics (all label sets)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + "{", name + " "))
+    )
+
+
+def drained(base: str, timeout: float = 120) -> None:
+    """Wait until the router holds no unwritten event (``router_events_buffered`` 0)."""
+    deadline = time.monotonic() + timeout
+    while metric(base, "router_events_buffered") > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{base}: events still buffered after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def after_window(base: str, pgid: int, cpu0: float, answered: float) -> dict[str, float]:
+    """A router's backlog when the window closed, its CPU per request once that backlog is written too,
+    and the requests it scored."""
+    backlog = metric(base, "router_events_buffered")
+    drained(base)
+    return {
+        "backlog": backlog,
+        "cpu_drained_us": (group_cpu_seconds(pgid) - cpu0) / answered * 1e6,
+        "scored": metric(base, "router_requests_total"),
+    }
+
+
+def events_line(cmd: list[str], r: dict[str, float], checks: list[str]) -> str:
+    """Count a stopped router's event files against the requests it scored; the line that says so."""
+    n = count_events(Path(cmd[cmd.index("--events-root") + 1]))
+    ok = "ok" if n == r["scored"] else "MISMATCH"
+    checks.append(ok)
+    return (
+        f"  backlog at window end {r['backlog']:.0f}, cpu with it written {r['cpu_drained_us']:.0f} us/req"
+        f"  events {n} / scored {r['scored']:.0f} ({ok})"
+    )
+
+
+def count_events(root: Path) -> int:
+    """Records in the Parquet event files under ``root``."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_table(f).num_rows for f in sorted(root.rglob("*.parquet")))
+
+
 def free_port() -> int:
     import socket
 
@@ -346,6 +394,17 @@ def summarize(results: dict[str, list[dict[str, float]]], connections: int) -> N
         f"minimal ASGI app in the same rounds: {med('minimal ASGI app', 'p99'):.2f} ms, "
         f"router / minimal per round: {paired('router', 'minimal ASGI app', 'p99'):.2f}x)"
     )
+    if "router, idle writer" in results:
+        ri = "router, idle writer"
+        print(
+            f"router, idle writer (ROUTER_EVENTS_WRITER_IDLE=true): / minimal {med(ri, 'rps') / med('minimal ASGI app', 'rps'):.2f}x req/s, "
+            f"p99 {med(ri, 'p99'):.2f} ms, / minimal per round {paired(ri, 'minimal ASGI app', 'p99'):.2f}x"
+            + (
+                f", / mlflow {med(ri, 'rps') / med('mlflow models serve', 'rps'):.1f}x"
+                if "mlflow models serve" in results
+                else ""
+            )
+        )
     cost = 1 - paired("router + 10% shadow", "router", "rps")
     print(
         f"10% shadow throughput cost     = {cost * 100:.1f}% (bar <= 10%; median of the rounds' pairs, "
@@ -443,12 +502,29 @@ def main() -> int:
             )
         )
 
+    idle_env = {**router_env, "ROUTER_EVENTS_WRITER_IDLE": "true"}
+    servers.insert(
+        len(servers) - 2,
+        (
+            "router, idle writer",
+            router_cmd(
+                routes_file(tmp / "routes-idle.yaml", model, None), tmp / "state-idle", tmp / "events-idle"
+            ),
+            "/v2/health/ready",
+            "/invocations",
+            REPO / "serving_images" / "router",
+            idle_env,
+        ),
+    )
     affinity_shown: set[str] = set()
+    event_checks: list[str] = []
 
     def run(label: str, cmd: list[str], health: str, path: str, cwd: Path, extra: dict[str, str]) -> None:
         """Start one server alone, warm it up, measure it, stop it."""
         port = free_port()
         cmd = [c.replace("{port}", str(port)) for c in cmd]
+        if "--events-root" in cmd:  # each run's event files are counted against that run's requests
+            shutil.rmtree(cmd[cmd.index("--events-root") + 1], ignore_errors=True)
         proc = start(cmd, {**env, **extra}, cwd, tmp / f"{label}.log", server_cpus)
         try:
             wait(f"http://127.0.0.1:{port}{health}", proc)
@@ -458,18 +534,26 @@ def main() -> int:
                 # after the warm-up, so that processes started on the first requests (event writer) show
                 affinity_shown.add(label)
                 print(f"  {label:<22} runs on CPU {group_affinity(proc.pid)}", flush=True)
+            router = label.startswith("router")
+            base = f"http://127.0.0.1:{port}"
+            if router:  # the warm-up's events are written before the window opens
+                drained(base)
             load = os.getloadavg()[0]
             cpu0 = group_cpu_seconds(proc.pid)
             r = wrk(url, lua, args.duration, args.connections, wrk_cpus)
-            r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / max(r["rps"] * args.duration, 1) * 1e6
+            answered = max(r["rps"] * args.duration, 1)
+            r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / answered * 1e6
             r["load"] = load
+            if router:
+                r.update(after_window(base, proc.pid, cpu0, answered))
         finally:
             stop(proc)
+        extra_line = events_line(cmd, r, event_checks) if router else ""
         results.setdefault(label, []).append(r)
         print(
             f"  {label:<22} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.2f} ms  p95 {r['p95']:>6.2f} ms"
             f"  p99 {r['p99']:>7.2f} ms  p99.9 {r['p999']:>7.2f} ms"
-            f"  cpu {r['cpu_us']:>5.0f} us/req  non-2xx {r['non2xx']:.0f}  (load {load:.2f})",
+            f"  cpu {r['cpu_us']:>5.0f} us/req  non-2xx {r['non2xx']:.0f}  (load {load:.2f}){extra_line}",
             flush=True,
         )
 
@@ -490,6 +574,10 @@ def main() -> int:
             run(*server)
 
     summarize(results, args.connections)
+    bad = [c for c in event_checks if c != "ok"]
+    print(
+        f"event files == scored requests after {len(event_checks)} router runs: {'yes' if not bad else 'NO'}"
+    )
     print(
         f"({pin_note}; load average after: {os.getloadavg()[0]:.2f}; cpu us/req = CPU of the server's process group "
         f"per answered request; files in {tmp})"

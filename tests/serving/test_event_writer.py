@@ -315,3 +315,25 @@ def test_a_file_is_written_in_row_groups_with_a_pause_after_each_step(tmp_path):
     assert meta.num_rows == n and meta.num_row_groups == 3
     assert len(pauses) == 6, "one pause after each conversion step and each row group"
     assert pq.read_table(f).column("request_id").to_pylist() == [f"r{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("idle", [False, True])
+def test_the_idle_writer_option_runs_the_writer_under_sched_idle_and_it_still_writes_every_record(
+    tmp_path, sinks, idle
+):
+    # ROUTER_EVENTS_WRITER_IDLE: the writer yields the CPU to everything else (docs/events.md); what it
+    # is given is still written, once. The policy is read back from the kernel, not from our settings.
+    root = tmp_path / "events"
+    sink = EventSink(str(root), flush_rows=50, flush_seconds=0.3, max_buffer=10**6, writer_idle=idle)
+    sink.start()
+    sinks.append(sink)
+    writers = _writer_pids(os.getpid())
+    assert len(writers) == 1, writers
+    _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, writers[0]) == 10, "the writer lowering its nice value")
+    want = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    _wait_for(lambda: os.sched_getscheduler(writers[0]) == want, f"scheduling policy {want}")
+    for i in range(200):
+        sink.append(_rec(T0 + i, i))
+    _wait_for(lambda: sink.written == 200, "every record written", timeout=60)
+    assert sorted(_ids_on_disk(root)) == sorted(f"r{i}" for i in range(200))
+    assert sink.dropped == 0

@@ -65,6 +65,7 @@ class DataPlane:
                 settings.events_flush_seconds,
                 settings.events_max_buffer,
                 writer_nice=settings.events_writer_nice,
+                writer_idle=settings.events_writer_idle,
             )
         self.shadow = ShadowScorer(settings.shadow_queue, self._shadow_outcome)
         self._rand = random.random

@@ -88,9 +88,11 @@ class EventSink:
         flush_seconds: float,
         max_buffer: int,
         writer_nice: int = WRITER_NICE,
+        writer_idle: bool = False,
     ) -> None:
         self.root = root.rstrip("/")
         self.writer_nice = writer_nice
+        self.writer_idle = writer_idle
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_buffer = max_buffer
@@ -248,6 +250,7 @@ class EventSink:
                 "flush_seconds": self.flush_seconds,
                 "max_buffer": self.max_buffer,
                 "nice": self.writer_nice,
+                "idle": self.writer_idle,
                 "resend_records": sum(n for _, n in resend[0]) if resend else 0,
                 "skip_files": resend[1] if resend else [],
             }

@@ -210,12 +210,13 @@ def _pause() -> None:
     time.sleep(PAUSE_SECONDS)
 
 
-def _lower_priority(nice: int) -> None:
+def _lower_priority(nice: int, idle: bool = False) -> None:
     """Run at ``nice`` (background work: the serving process gets the CPU when both want it).
 
     Only lowers priority (an unprivileged process cannot raise it). At the default 10 the writer keeps
     up with a router that keeps its CPU busy (measured: backlog under 30,000 records at 16,000 req/s
-    for 24 s); at 19 it fell behind by 7,000 records a second in the same run.
+    for 24 s); at 19 it fell behind by 7,000 records a second in the same run. With ``idle`` it also
+    runs under ``SCHED_IDLE`` (``ROUTER_EVENTS_WRITER_IDLE``, see ``router.settings``).
     """
     try:
         current = os.getpriority(os.PRIO_PROCESS, 0)
@@ -223,6 +224,11 @@ def _lower_priority(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError as e:
         log.warning("cannot set the event writer's nice value to %d: %s", nice, e)
+    if idle:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError) as e:  # not Linux, or refused
+            log.warning("cannot run the event writer under SCHED_IDLE: %s", e)
 
 
 def main() -> int:
@@ -235,7 +241,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
     cfg = orjson.loads(sys.argv[1])
-    _lower_priority(int(cfg.get("nice", WRITER_NICE)))
+    _lower_priority(int(cfg.get("nice", WRITER_NICE)), bool(cfg.get("idle", False)))
     return serve(cfg, sys.stdin.fileno(), sys.stdout.buffer)
 
 

@@ -84,6 +84,13 @@ class RouterSettings(BaseSettings):
     under sustained saturation falls behind, holds up to ``events_max_buffer`` records and counts the
     rest as dropped."""
 
+    events_writer_idle: bool = False
+    """Run the event writer process under ``SCHED_IDLE`` (Linux): it gets a CPU only when nothing else
+    wants it, and a request that arrives takes the CPU back at once, so the writer never delays an
+    answer. Where the serving process has a CPU to itself and another is free, the kernel runs the
+    writer there. On one saturated CPU the writer falls behind instead: up to ``events_max_buffer``
+    records wait, the rest are dropped and counted (``router_events_dropped_total``)."""
+
     events_input_sample: float = Field(default=0.01, ge=0.0, le=1.0)
     """Share of scored requests of consenting units (``X-Consent: true``) whose first input row is
     recorded in the event's ``inputs`` column (JSON ``{input name: flat list}``) for drift monitoring;
