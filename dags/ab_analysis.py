@@ -66,17 +66,27 @@ class AnalyseExperimentOperator(PythonOperator):
     operator_extra_links = (MlflowReportLink(),)
 
 
-def _analyse(experiment_id: str) -> dict[str, Any]:
-    from include.abtest import pipeline
+def _env(actor: str | None = None, router: bool = False) -> Any:
+    """The steps' Env: actor, run, MLflow server (its connection resolved once), router client."""
+    from include.abtest.steps import Env
     from plugins.mlflow_hook import ModelgateMlflowHook
-    from plugins.task_utils import call
+    from plugins.router_hook import RouterHook
+    from plugins.task_utils import actor_of
 
     uri = ModelgateMlflowHook().get_conn()
     ctx = get_current_context()
-    conf = dict(ctx["dag_run"].conf or {})
-    summary: dict[str, Any] = call(pipeline.analyse, experiment_id, ctx["run_id"], conf, uri)
-    ctx["ti"].xcom_push(key="report_run_url", value=summary["run_url"])
-    return summary
+    who = actor_of(dict(ctx))
+    return Env(who, ctx["run_id"], uri, RouterHook(actor=actor or who) if router else None)
+
+
+def _analyse(experiment_id: str) -> dict[str, Any]:
+    from include.abtest import steps
+    from plugins.task_utils import call
+
+    ctx = get_current_context()
+    summary = call(steps.analyse, experiment_id, dict(ctx["dag_run"].conf or {}), _env())
+    ctx["ti"].xcom_push(key="report_run_url", value=summary.run_url)
+    return dict(summary.to_xcom())
 
 
 @dag(
@@ -103,17 +113,18 @@ def _analyse(experiment_id: str) -> dict[str, Any]:
 def ab_analysis() -> None:
     @task
     def list_experiments() -> list[dict[str, str]]:
-        from include.abtest import pipeline
+        from include.abtest import steps
         from plugins.task_utils import call
 
         conf = dict(get_current_context()["dag_run"].conf or {})
-        return [{"experiment_id": e} for e in call(pipeline.active_experiments, conf)]
+        return [{"experiment_id": e} for e in call(steps.list_experiments, conf)]
 
     @task
     def ship_candidates(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from include.abtest import pipeline
+        from include.abtest import steps
+        from plugins.task_utils import call
 
-        return pipeline.ship_candidates(list(summaries))
+        return [s.to_xcom() for s in steps.ship_candidates(call(steps.summaries_of, list(summaries)))]
 
     @task_group
     def ship_gate(candidate: dict[str, Any]) -> None:
@@ -130,56 +141,46 @@ def ab_analysis() -> None:
         def promote(candidate: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from include.abtest import pipeline
-            from include.abtest.decision import approval_outcome
-            from plugins.mlflow_hook import ModelgateMlflowHook
-            from plugins.router_hook import RouterHook
-            from plugins.task_utils import actor_of, call
+            from include.abtest import steps
+            from plugins.task_utils import call
 
             ctx = get_current_context()
             answer = ctx["ti"].xcom_pull(task_ids="ship_gate.approve", map_indexes=ctx["ti"].map_index)
-            outcome = approval_outcome(answer)
-            if outcome["outcome"] != "approved":
+            summary = call(steps.Summary.from_xcom, candidate)
+            approval = steps.approval(answer)
+            if not approval.approved:
                 # ApprovalOperator's skip of this task is lost inside a mapped task group (Airflow
                 # NotPreviouslySkippedDep reads the skip XCom at map index -1; apache/airflow#67265)
-                raise AirflowSkipException(f"{candidate['experiment']}: {outcome['outcome']}, not promoted")
-            uri = ModelgateMlflowHook().get_conn()
-            actor = actor_of(ctx)
-            hook = RouterHook(actor=outcome["by"] or actor)
+                raise AirflowSkipException(f"{summary.experiment}: {approval.outcome}, not promoted")
+            env = _env(actor=approval.by, router=True)
             conf = dict(ctx["dag_run"].conf or {})
-            return call(pipeline.promote_winner, candidate, answer, actor=actor, run_id=ctx["run_id"],
-                        routes=hook, conf=conf, tracking_uri=uri)  # fmt: skip
+            return dict(call(steps.promote, summary, answer, conf, env).to_xcom())
 
         @task(trigger_rule="all_done")
         def record(candidate: dict[str, Any]) -> dict[str, Any]:
-            from include.abtest import pipeline
-            from plugins.mlflow_hook import ModelgateMlflowHook
-            from plugins.task_utils import actor_of, call
+            from include.abtest import steps
+            from plugins.task_utils import call
 
-            uri = ModelgateMlflowHook().get_conn()
-            ctx = get_current_context()
-            i = ctx["ti"].map_index
-            answer = ctx["ti"].xcom_pull(task_ids="ship_gate.approve", map_indexes=i)
-            promoted = ctx["ti"].xcom_pull(task_ids="ship_gate.promote", map_indexes=i)
-            return call(pipeline.record_outcome, candidate, answer, promoted, actor=actor_of(ctx),
-                        run_id=ctx["run_id"], tracking_uri=uri)  # fmt: skip
+            env = _env()
+            ti = get_current_context()["ti"]
+            answer = ti.xcom_pull(task_ids="ship_gate.approve", map_indexes=ti.map_index)
+            promoted = ti.xcom_pull(task_ids="ship_gate.promote", map_indexes=ti.map_index)
+            summary = call(steps.Summary.from_xcom, candidate)
+            done = call(steps.Promoted.from_xcom, promoted) if promoted else None
+            return dict(call(steps.record, summary, answer, done, env).to_xcom())
 
         promoted = promote(candidate)
         approve >> promoted >> record(candidate)
 
     @task(trigger_rule="all_done")
     def reconcile(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from include.abtest import pipeline
-        from plugins.mlflow_hook import ModelgateMlflowHook
-        from plugins.router_hook import RouterHook
-        from plugins.task_utils import actor_of, call
+        from include.abtest import steps
+        from plugins.task_utils import call
 
-        ModelgateMlflowHook().get_conn()
-        ctx = get_current_context()
-        actor = actor_of(ctx)
-        conf = dict(ctx["dag_run"].conf or {})
-        return call(pipeline.reconcile_models, list(summaries or []), conf, actor=actor, run_id=ctx["run_id"],
-                    router=RouterHook(actor=actor))  # fmt: skip
+        env = _env(router=True)
+        conf = dict(get_current_context()["dag_run"].conf or {})
+        analysed = call(steps.summaries_of, list(summaries or []))
+        return [r.to_xcom() for r in call(steps.reconcile, analysed, conf, env)]
 
     experiments = list_experiments()
     analysed = AnalyseExperimentOperator.partial(task_id="analyse", python_callable=_analyse).expand(

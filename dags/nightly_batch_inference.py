@@ -60,19 +60,14 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
 
     @task(retries=2)
     def pod_args(jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
-        from include.batch.nightly import plan_of
-        from include.batch.pods import pod_expand_kwargs
+        from include.batch import steps
+        from plugins.task_utils import call
 
         ctx = get_current_context()
-        plan = plan_of(jobs)
-        return pod_expand_kwargs(
-            plan["partitions"],
-            plan["model_uri"],
-            plan["output_dir"],
-            dag_id=ctx["dag"].dag_id,
-            run_id=ctx["run_id"],
-            providers=ctx["params"]["providers"],
-            batch_rows=ctx["params"]["batch_rows"],
+        p = ctx["params"]
+        todo = call(steps.jobs_of, list(jobs))
+        return list(
+            call(steps.pod_args, todo, ctx["dag"].dag_id, ctx["run_id"], p["providers"], p["batch_rows"])
         )
 
     args = pod_args(jobs)
@@ -89,11 +84,18 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
     tags=["modelgate", "batch"],
     doc_md=DOC,
     # queue: the production profile's `gpu` Celery worker runs every task of this DAG (MODELGATE_BATCH_QUEUE)
-    default_args={"owner": "modelgate", "retries": 2, "retry_delay": timedelta(seconds=30), "queue": SETTINGS.queue},
+    default_args={
+        "owner": "modelgate",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "queue": SETTINGS.queue,
+    },
     params={
         "model_name": Param(SETTINGS.model, type="string"),
         "model_uri": Param(
-            None, type=["null", "string"], description="A pinned version (models:/name/N) instead of the routes store's champion; aliases are refused"
+            None,
+            type=["null", "string"],
+            description="A pinned version (models:/name/N) instead of the routes store's champion; aliases are refused",
         ),
         "date": Param(
             None, type=["null", "string"], description="YYYY-MM-DD; default: the day before the run"
@@ -106,76 +108,67 @@ def _kubernetes_scoring(jobs: Any) -> tuple[Any, Any]:
 )
 def nightly_batch_inference() -> None:
     @task
-    def plan() -> list[dict[str, str]]:
-        from include.batch.champion import champion_from_routes, refuse_alias
-        from include.batch.nightly import partition_jobs, plan_run
+    def plan() -> list[dict[str, Any]]:
+        from include.batch import steps
         from plugins.task_utils import call
 
         ctx = get_current_context()
         p = ctx["params"]
         day = pendulum.parse(p["date"]).date() if p["date"] else ctx["data_interval_start"].date()
-        # the champion VERSION of the desired routes, never the MLflow alias alone (docs/security.md)
-        if p["model_uri"]:
-            uri = call(refuse_alias, p["model_uri"])
-        else:
-            uri = call(champion_from_routes, p["model_name"])
-        return partition_jobs(call(plan_run, day, uri, p["input_root"], p["output_root"]))
+        jobs = call(steps.plan, day, p["model_name"], p["model_uri"], p["input_root"], p["output_root"])
+        return [j.to_xcom() for j in jobs]
 
     @task.branch
     def choose_backend() -> str:
         from airflow.sdk import Variable
 
-        from include.batch.nightly import backend_task
+        from include.batch import steps
         from plugins.task_utils import call
 
-        return str(call(backend_task, Variable.get(BACKEND_VARIABLE, default="local"), KUBERNETES_ENABLED))
+        return str(call(steps.backend, Variable.get(BACKEND_VARIABLE, default="local"), KUBERNETES_ENABLED))
 
     @task(max_active_tis_per_dagrun=MAX_PARALLEL, retry_exponential_backoff=True)
     def score_local(job: dict[str, str]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from include.batch import steps
         from include.batch.errors import BatchInputError, BatchModelError
-        from include.batch.nightly import run_local
-        from include.batch.pods import job_arguments
+        from plugins.task_utils import call
 
         p = get_current_context()["params"]
-        args = job_arguments(
-            job["model_uri"],
-            job["partition"],
-            job["output_dir"],
-            providers=p["providers"],
-            batch_rows=p["batch_rows"],
-        )
+        todo = call(steps.Job.from_xcom, job)
         try:
-            return run_local(args)
+            return dict(steps.score(todo, p["providers"], p["batch_rows"]).to_xcom())
         except (BatchInputError, BatchModelError) as e:  # bad data or model: a retry cannot help
             raise AirflowFailException(e.message) from e
 
     @task(trigger_rule="all_done")
     def validate_and_publish(jobs: list[dict[str, str]]) -> dict[str, Any]:
-        from include.batch.nightly import plan_of, validate_and_publish
+        from include.batch import steps
         from plugins.task_utils import call
 
-        return dict(call(lambda: validate_and_publish(plan_of(jobs))))
+        return dict(call(steps.publish, call(steps.jobs_of, list(jobs))).to_xcom())
 
     @task(outlets=[BATCH_SCORES])
     def emit_asset(report: dict[str, Any]) -> None:
-        if not report["published"]:
+        from include.batch import steps
+        from plugins.task_utils import call
+
+        done = call(steps.Published.from_xcom, report)
+        if not done.published:
             return
-        uri = report["output_dir"] if "://" in report["output_dir"] else f"file://{report['output_dir']}"
-        extra = {k: report[k] for k in ("date", "model_uri", "rows")} | {
-            "partitions": len(report["published"])
-        }
         events = get_current_context()["outlet_events"]
-        events[BATCH_SCORES].add(Asset(name=f"modelgate_batch_scores_{report['date']}", uri=uri), extra=extra)
+        asset = Asset(name=f"modelgate_batch_scores_{done.date}", uri=done.asset_uri())
+        events[BATCH_SCORES].add(asset, extra=done.asset_extra())
 
     @task
     def report(report: dict[str, Any]) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.batch.nightly import quarantine_summary
+        from include.batch import steps
+        from plugins.task_utils import call
 
-        summary = quarantine_summary(report)
+        summary = call(steps.Published.from_xcom, report).quarantine_summary()
         if summary:
             raise AirflowFailException(summary)
 
