@@ -209,7 +209,8 @@ def reduce_window(
             name = eng.name
             rows = None
             outcome_rows = 0
-            has_events = eng.register_events(str(events_root))
+            # the reduction reads only the contract's original columns: no schema merge over every file
+            has_events = eng.register_events(str(events_root), merge_schemas=False)
             if not has_events:
                 log.info("no event files under %s yet", events_root)
             if has_events:

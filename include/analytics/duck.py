@@ -10,6 +10,8 @@ projection and filters pushed down; no DuckDB extension has to be downloaded.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +25,23 @@ log = logging.getLogger(__name__)
 _MACROS = (
     "CREATE MACRO unix_micros(t) AS epoch_us(t)",
     # input_vector: see include.analytics.engine.INPUT_VECTOR (Spark defines the same function)
-    "CREATE MACRO mg_input_map(j) AS "
-    "TRY(CAST(CASE WHEN json_valid(j) THEN CAST(j AS JSON) END AS MAP(VARCHAR, DOUBLE[])))",
+    # an object of arrays of JSON numbers (or nulls) with distinct keys, as Spark's from_json reads it;
+    # else NULL (DuckDB would read "2.5", true and the non-JSON tokens NaN/Infinity as numbers, and
+    # fail on a repeated key even inside TRY)
+    "CREATE MACRO mg_input_map(j) AS TRY(CAST(CASE WHEN json_valid(j) AND json_type(j) = 'OBJECT' "
+    "AND len(json_keys(j)) = len(list_distinct(json_keys(j))) "
+    "AND COALESCE(list_bool_and(list_transform(CAST(json_extract(j, '$.*[*]') AS JSON[]), "
+    "x -> json_type(x) = 'NULL' OR (json_type(x) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+    "AND regexp_full_match(CAST(x AS VARCHAR), '-?[0-9][0-9.eE+-]*')))), TRUE) "
+    "THEN CAST(j AS JSON) END AS MAP(VARCHAR, DOUBLE[])))",
     "CREATE MACRO mg_map_values(m) AS flatten(list_transform(list_sort(map_keys(m)), k -> m[k]))",
     "CREATE MACRO mg_no_nulls(v) AS CASE WHEN list_count(v) = len(v) THEN v END",
     "CREATE MACRO input_vector(j) AS mg_no_nulls(mg_map_values(mg_input_map(j)))",
+    # list and map access of the drift mapping (include.analytics.drift_sql); positions from 1
+    "CREATE MACRO mg_len(v) AS len(v)",
+    "CREATE MACRO mg_only(m) AS CASE WHEN len(map_keys(m)) = 1 THEN map_values(m)[1] END",
+    "CREATE MACRO mg_get(m, k) AS m[k]",
+    "CREATE MACRO mg_at(v, i) AS list_extract(v, i)",
 )
 """Spark's names for functions DuckDB spells differently, and the functions both define
 (``input_vector``), so one SQL text runs on both."""
@@ -62,7 +76,9 @@ class DuckDBEngine:
     Args:
         memory_limit: DuckDB's ``memory_limit`` (e.g. ``384MB``); past it operators spill.
         threads: worker threads.
-        temp_dir: spill folder (created when needed).
+        temp_dir: spill folder (created when needed). Each engine spills into its own new subfolder
+            of it, removed by :meth:`close`: DuckDB names its spill files alike in every process, so
+            two analyses sharing one folder (two tasks on one worker) would read each other's blocks.
     """
 
     name = "duckdb"
@@ -75,19 +91,22 @@ class DuckDBEngine:
             "threads": max(1, int(threads)),
             "preserve_insertion_order": False,
         }
+        self._spill: Path | None = None
         if temp_dir is not None:
-            temp_dir.mkdir(parents=True, exist_ok=True)  # DuckDB creates the last level only
-            config["temp_directory"] = str(temp_dir)
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            self._spill = Path(tempfile.mkdtemp(prefix="duckdb-", dir=temp_dir))
+            config["temp_directory"] = str(self._spill)
         try:
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as e:
+            self._remove_spill()
             raise AnalyticsError(f"cannot start DuckDB with {config}: {e}") from e
         self._con.execute("SET enable_progress_bar = false")  # a task's log, not a terminal
         for m in _MACROS:
             self._con.execute(m)
         self._keep: list[Any] = []
 
-    def register_events(self, root: str, hours: list[str] | None = None) -> bool:
+    def register_events(self, root: str, hours: list[str] | None = None, merge_schemas: bool = True) -> bool:
         """See :meth:`include.analytics.engine.Engine.register_events`."""
         if _is_url(root):
             return self._register_remote(root, hours)
@@ -105,7 +124,7 @@ class DuckDBEngine:
         files = "[" + ", ".join(_path_literal(g) for g in globs) + "]"
         self._execute(
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({files}, hive_partitioning = true, "
-            "union_by_name = true, hive_types = {'date': VARCHAR, 'hour': VARCHAR})"
+            f"union_by_name = {str(merge_schemas).lower()}, hive_types = {{'date': VARCHAR, 'hour': VARCHAR}})"
         )
         return True
 
@@ -181,3 +200,9 @@ class DuckDBEngine:
         """See :meth:`include.analytics.engine.Engine.close`."""
         self._con.close()
         self._keep.clear()
+        self._remove_spill()
+
+    def _remove_spill(self) -> None:
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
+            self._spill = None

@@ -48,12 +48,17 @@ class Engine(Protocol):
 
     name: str
 
-    def register_events(self, root: str, hours: list[str] | None = None) -> bool:
+    def register_events(self, root: str, hours: list[str] | None = None, merge_schemas: bool = True) -> bool:
         """Register the event files under ``root`` as view ``events`` (with ``date`` and ``hour``).
 
         Args:
             root: the events root (local folder or URL).
             hours: only these partition folders (``date=YYYY-MM-DD/hour=HH``); None for all.
+            merge_schemas: read every file's schema and merge them, so that the columns an older router
+                did not write (``inputs``) read as null. False when the queries read only the
+                contract's original columns: columns are then matched by name against one file's
+                schema, which saves opening every file's footer before the scan (DuckDB: memory per
+                file, and at 100M events a scan twice as long).
 
         Returns:
             False when there is no event file (the view is then not registered).

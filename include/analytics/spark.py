@@ -35,14 +35,25 @@ FUNCTIONS = (
     # SQL functions cannot hold lambdas (nor functions built on them: transform, array_sort, array_compact):
     # the map's entries are sorted as (key, value) structs by sort_array, and a null value is found as the
     # first element of the ascending sort_array (nulls first).
+    # from_json keeps a repeated key twice and reads NaN/Infinity tokens: both make the record NULL, as in DuckDB
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_json_map(j STRING) RETURNS MAP<STRING, ARRAY<DOUBLE>> "
+    "RETURN from_json(j, 'map<string,array<double>>', map('allowNonNumericNumbers', 'false'))",
     "CREATE OR REPLACE TEMPORARY FUNCTION mg_input_map(j STRING) RETURNS MAP<STRING, ARRAY<DOUBLE>> "
-    "RETURN from_json(j, 'map<string,array<double>>')",
+    "RETURN CASE WHEN size(array_distinct(map_keys(mg_json_map(j)))) = size(mg_json_map(j)) THEN mg_json_map(j) END",
     "CREATE OR REPLACE TEMPORARY FUNCTION mg_map_values(m MAP<STRING, ARRAY<DOUBLE>>) RETURNS ARRAY<DOUBLE> "
     "RETURN flatten(sort_array(map_entries(m)).value)",
     "CREATE OR REPLACE TEMPORARY FUNCTION mg_no_nulls(v ARRAY<DOUBLE>) RETURNS ARRAY<DOUBLE> "
     "RETURN CASE WHEN size(v) = 0 OR try_element_at(sort_array(v), 1) IS NOT NULL THEN v END",
     "CREATE OR REPLACE TEMPORARY FUNCTION input_vector(j STRING) RETURNS ARRAY<DOUBLE> "
     "RETURN mg_no_nulls(mg_map_values(mg_input_map(j)))",
+    # list and map access of the drift mapping (include.analytics.drift_sql); positions from 1, NULL
+    # when absent (ANSI mode would raise for [] out of range or a missing key)
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_len(v ARRAY<DOUBLE>) RETURNS INT RETURN size(v)",
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_only(m MAP<STRING, ARRAY<DOUBLE>>) RETURNS ARRAY<DOUBLE> "
+    "RETURN CASE WHEN size(m) = 1 THEN try_element_at(map_values(m), 1) END",
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_get(m MAP<STRING, ARRAY<DOUBLE>>, k STRING) RETURNS ARRAY<DOUBLE> "
+    "RETURN try_element_at(m, k)",
+    "CREATE OR REPLACE TEMPORARY FUNCTION mg_at(v ARRAY<DOUBLE>, i INT) RETURNS DOUBLE RETURN try_element_at(v, i)",
 )
 """SQL functions the statements share with DuckDB (where DuckDB has macros of the same names)."""
 
@@ -115,7 +126,7 @@ class SparkEngine:
         df.createOrReplaceTempView(name)
         self._views.append(name)
 
-    def register_events(self, root: str, hours: list[str] | None = None) -> bool:
+    def register_events(self, root: str, hours: list[str] | None = None, merge_schemas: bool = True) -> bool:
         """See :meth:`include.analytics.engine.Engine.register_events`."""
         local = "://" not in root or root.startswith("file://")
         base = root.removeprefix("file://")
@@ -131,7 +142,9 @@ class SparkEngine:
             paths = [f"{root.rstrip('/')}/{h}" for h in hours] if hours is not None else [root]
         try:
             reader = self._spark.read.option("basePath", base if local else root)
-            df = reader.option("mergeSchema", "true").parquet(*paths)  # older files lack 'inputs'
+            df = reader.option("mergeSchema", str(merge_schemas).lower()).parquet(
+                *paths
+            )  # older files lack 'inputs'
         except Exception as e:  # pyspark's AnalysisException and py4j errors
             raise self._analysis_error(f"cannot read router events under {root}", e) from e
         self._view("events", df)

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from include.drift.detect import DEFAULT_ALPHA, compare
-from include.drift.live import LiveSample, input_rows, read_window
+from include.drift.live import LiveSample, read_window
 
 if TYPE_CHECKING:
     from include.synthetic import FeatureSpec
@@ -49,6 +50,15 @@ TAG_RUN_ID = "modelgate.drift.run_id"
 TAG_WINDOW = "modelgate.drift.window"
 ALERT_ENV = "MODELGATE_DRIFT_ALERT"
 DEFAULT_ALERT = "include.canary.notify:log_event"
+
+
+def _labels(values: pd.Series) -> np.ndarray:
+    """A categorical feature's values as labels: numbers as floats' text (the engine reads JSON numbers as
+    doubles, a spec's levels may be integers: 1 and 1.0 are one level), anything else as its text."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        return np.asarray(numbers.to_numpy(dtype=np.float64).astype(str))
+    return np.asarray(values.astype(str).to_numpy())
 
 
 def assess(
@@ -72,28 +82,28 @@ def assess(
     """
     notes: list[str] = []
     pairs: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
-    if current.inputs:
-        if spec is not None:
-            names, kinds = spec.feature_names, {f.name: f.kind == "categorical" for f in spec.features}
-        else:
-            width = len(next(iter(json.loads(current.inputs[0]).values()), []))
-            names, kinds = [f"x{i}" for i in range(width)], {}
-        cur, bad = input_rows(current.inputs, names)
-        if bad:
-            notes.append(f"{bad} sampled input records did not map onto the {len(names)} features")
+    if current.sampled:
+        names = list(current.inputs.columns)
+        kinds = {f.name: f.kind == "categorical" for f in spec.features} if spec is not None else {}
+        cur = current.inputs
+        if current.unmapped:
+            notes.append(
+                f"{current.unmapped} sampled input records did not map onto the {len(names)} features"
+            )
         if spec is not None:
             ref = spec.sample(max(MIN_REFERENCE_ROWS, len(cur)), seed=0)
             notes.append(f"inputs: {len(cur)} sampled rows against {len(ref)} rows of the feature spec")
         else:
-            ref, _ = input_rows(previous.inputs, names)
+            ref = previous.inputs
             notes.append(
                 f"inputs: {len(cur)} sampled rows against {len(ref)} of the previous window (no spec)"
             )
         for name in names:
             cat = kinds.get(name, False)
-            r, c = ref[name].dropna(), cur[name].dropna() if name in cur else cur.iloc[:0, 0]
-            r_arr = r.astype(str).to_numpy() if cat else r.to_numpy(dtype=np.float64)
-            c_arr = c.astype(str).to_numpy() if cat else np.asarray(c, dtype=np.float64)
+            r = ref[name].dropna() if name in ref else pd.Series([], dtype=np.float64)
+            c = cur[name].dropna()
+            r_arr = _labels(r) if cat else r.to_numpy(dtype=np.float64)
+            c_arr = _labels(c) if cat else c.to_numpy(dtype=np.float64)
             pairs[name] = (r_arr, c_arr, cat)
     else:
         notes.append("no sampled inputs in the window (router input sampling off or no consenting units)")
@@ -113,7 +123,7 @@ def assess(
         drifted=[n for n, f in result["features"].items() if f["drift"]],
         no_data=no_data,
         notes=notes,
-        n_current_inputs=len(current.inputs),
+        n_current_inputs=current.sampled,
         n_current_scores=int(current.scores.size),
     )
     return result, pairs
@@ -188,9 +198,10 @@ def check(
     tags = dict(reg.get_client(tracking_uri).get_model_version(model, version).tags)
     end = end or datetime.now(UTC)
     start, before = end - timedelta(hours=window_hours), end - timedelta(hours=2 * window_hours)
-    current = read_window(events_root, model, version, start, end)
-    previous = read_window(events_root, model, version, before, start)
-    result, pairs = assess(current, previous, _spec(tags, tracking_uri), alpha)
+    spec = _spec(tags, tracking_uri)
+    current = read_window(events_root, model, version, start, end, spec.feature_names if spec else None)
+    previous = read_window(events_root, model, version, before, start, list(current.inputs.columns))
+    result, pairs = assess(current, previous, spec, alpha)
     result.update(model=model, version=version, window=[start.isoformat(), end.isoformat()])
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

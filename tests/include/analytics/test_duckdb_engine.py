@@ -92,7 +92,35 @@ def test_a_canary_window_on_duckdb_has_the_judges_columns(tmp_path: Path) -> Non
     ]  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows, schema=event_schema()), d / "part-0.parquet")
     table = load_window(str(tmp_path), "churn", t0, t0 + timedelta(seconds=5))
-    assert table.column_names == ["variant", "model_version", "consent", "status", "latency_ms", "score", "inputs"]
+    assert table.column_names == [
+        "variant",
+        "model_version",
+        "consent",
+        "status",
+        "latency_ms",
+        "score",
+        "inputs",
+    ]
     can = samples(table, "canary", "2")
     assert can["error_rate"].tolist() == [0.0, 1.0] and can["latency_ms"].tolist() == [0.0, 1.0]
     assert can["score"].tolist() == [0.5], "scores of successful requests only"
+
+
+def test_two_duckdb_engines_sharing_a_spill_folder_spill_into_their_own_subfolders(tmp_path: Path) -> None:
+    # DuckDB names its spill files alike in every process (duckdb_temp_storage_S<size>-0.tmp): two
+    # analyses spilling into one folder read each other's blocks ("Could not read enough bytes")
+    from include.analytics.duck import DuckDBEngine
+
+    home = tmp_path / "analytics-tmp"
+    a = DuckDBEngine(memory_limit="64MB", threads=1, temp_dir=home)
+    b = DuckDBEngine(memory_limit="64MB", threads=1, temp_dir=home)
+    try:
+        dirs = [
+            Path(e.query("SELECT current_setting('temp_directory') AS d").column(0)[0].as_py())
+            for e in (a, b)
+        ]
+        assert dirs[0] != dirs[1] and all(d.parent == home and d.is_dir() for d in dirs)
+    finally:
+        a.close()
+        b.close()
+    assert list(home.iterdir()) == [], "each engine removes its spill folder on close"

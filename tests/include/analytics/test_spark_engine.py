@@ -112,12 +112,14 @@ def test_the_drift_window_on_spark_equals_duckdb(
     for engine in ("duckdb", "spark"):
         monkeypatch.setenv("MODELGATE_ANALYTICS_ENGINE", engine)
         got[engine] = read_window(
-            tmp_path, "churn", "2", t0 + timedelta(minutes=5), t0 + timedelta(minutes=45)
+            tmp_path, "churn", "2", t0 + timedelta(minutes=5), t0 + timedelta(minutes=45), ["a", "b"]
         )
     window = scores[300:2700]
     np.testing.assert_array_equal(got["duckdb"].scores, window[np.isfinite(window)])
     np.testing.assert_array_equal(got["spark"].scores, got["duckdb"].scores)
-    assert got["spark"].inputs == got["duckdb"].inputs == [r for r in rows[300:2700] if r]
+    want = [[float(i), 2.0] for i in range(300, 2700) if i % 9 == 0]
+    for engine in ("duckdb", "spark"):
+        assert got[engine].inputs.to_numpy().tolist() == want and got[engine].unmapped == 0
 
 
 def test_the_canary_windows_sampled_inputs_are_parsed_alike_by_spark_and_duckdb(
@@ -153,3 +155,80 @@ def test_the_canary_windows_sampled_inputs_are_parsed_alike_by_spark_and_duckdb(
         [[1.0, 2.5, 3.0], None, None, None, None, None, [4.0, 5.0, 6.0], [7.0], None, None, None], key=str
     )
     np.testing.assert_array_equal(input_rows(table.column("inputs")), [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]])
+
+
+def _drift_records(n: int) -> tuple[list[str | None], Any]:
+    """Sampled input records of a 3-feature model (x1 shifted) in both of the router's layouts, and junk."""
+    import json
+
+    import pandas as pd
+
+    from include.synthetic import FeatureSpec
+
+    rng = np.random.default_rng(0)
+    spec = FeatureSpec.fit(pd.DataFrame({"x0": rng.normal(size=4000), "x1": rng.exponential(size=4000),
+                                         "x2": rng.integers(0, 5, size=4000)}))  # fmt: skip
+    live = spec.sample(n, seed=3)
+    live["x1"] = live["x1"] + 0.6
+    junk = [
+        "not json", "[1, 2, 3]", "{}", '{"input": [1.0, 2.0]}', '{"input": [true, 1.0, 2.0]}',
+        '{"input": ["2.5", 1.0, 2.0]}', '{"x0": [1.0], "x0": [2.0], "x1": [1.0], "x2": [1.0]}',
+        '{"input": [[1.0], 2.0, 3.0]}', '{"x0": [1.0], "x1": [2.0]}', '{"input": 3.0}', "",
+        '{"x0": [1.0, 2.0], "x1": [1.0], "x2": [4.0]}', '{"input": [NaN, 1.0, 2.0]}',
+    ]  # fmt: skip
+    records: list[str | None] = []
+    for i, row in enumerate(live.itertuples(index=False)):
+        x0, x1, x2 = float(row.x0), float(row.x1), int(row.x2)
+        if i % 3 == 0:  # one tensor per feature, an extra tensor the mapping ignores
+            records.append(
+                json.dumps({"x2": [x2], "x0": [x0], "x1": [None if i % 97 == 0 else x1], "id": [i, i]})
+            )
+        else:  # one input tensor, integers as JSON integers
+            records.append(json.dumps({"input": [x0, x1, x2]}))
+        records.append(None)  # an event without a sample
+        if i % 50 == 0:
+            records.append(junk[(i // 50) % len(junk)])
+    return records, spec
+
+
+def test_drift_inputs_mapped_by_spark_and_duckdb_equal_the_python_reference_and_give_one_verdict(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+    from drift_reference import reference_rows
+    from support_drift import write_events
+
+    from include.drift.live import LiveSample, read_window
+    from include.drift.monitor import assess
+
+    records, spec = _drift_records(1500)
+    t0 = START.replace(minute=30)
+    write_events(tmp_path, "churn", "2", t0, np.linspace(0, 1, len(records)), records)
+    end = t0 + timedelta(seconds=len(records))
+    sampled = [r for r in records if r]
+    features = spec.feature_names
+    want, want_bad = reference_rows(sampled, features)
+    want_x, want_x_bad = reference_rows(sampled, None)
+    # every 50th slot holds junk (30 records, 2 of them empty strings: not sampled): none maps
+    assert want_bad == 28 and len(want) == 1500
+    assert want["x2"].isin(range(5)).all() and want["x1"].isna().sum() == 6  # x1 null in every 291st record
+    # no spec: the first record (one tensor per feature + "id") sets 5 values: id, id, x0, x1, x2
+    assert list(want_x.columns) == [f"x{i}" for i in range(5)] and len(want_x) == 500
+    assert want_x_bad == len(sampled) - 500 and want_x["x2"].tolist() == want["x0"].iloc[::3].tolist()
+    verdicts = []
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("MODELGATE_ANALYTICS_ENGINE", engine)
+        got = read_window(tmp_path, "churn", "2", t0, end, features)
+        pd.testing.assert_frame_equal(got.inputs, want, check_exact=True)
+        assert got.unmapped == want_bad
+        got_x = read_window(tmp_path, "churn", "2", t0, end, None)
+        pd.testing.assert_frame_equal(got_x.inputs, want_x, check_exact=True)
+        assert got_x.unmapped == want_x_bad
+        verdicts.append(assess(got, LiveSample(np.array([])), spec)[0])
+    ref = assess(LiveSample(got.scores, want, want_bad), LiveSample(np.array([])), spec)[0]
+    for result in verdicts:
+        assert result["verdict"] == ref["verdict"] == "drift" and result["drifted"] == ref["drifted"] == [
+            "x1"
+        ]
+        for name, f in ref["features"].items():
+            assert result["features"][name]["p_value"] == pytest.approx(f["p_value"], rel=1e-12)
