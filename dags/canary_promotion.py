@@ -50,20 +50,27 @@ Every task is idempotent and a re-run resumes from the registry's stage tags (do
 """
 
 
-def _ctx(plan: dict[str, Any] | None = None) -> Any:
-    from include.canary.controller import Ctx
+def _ctx(actor: str | None = None) -> Any:
+    from include.canary.steps import Ctx
     from plugins.mlflow_hook import ModelgateMlflowHook
     from plugins.router_hook import RouterHook
     from plugins.task_utils import actor_of
 
     ModelgateMlflowHook().get_conn()
     context = get_current_context()
-    actor = (plan or {}).get("actor") or actor_of(dict(context))
-    return Ctx(RouterHook(actor=actor), actor, context["run_id"])
+    who = actor or actor_of(dict(context))
+    return Ctx(RouterHook(actor=who), who, context["run_id"])
 
 
 def _pull(task_id: str) -> Any:
     return get_current_context()["ti"].xcom_pull(task_ids=task_id)
+
+
+def _plan() -> Any:
+    from include.canary import steps
+    from plugins.task_utils import call
+
+    return call(steps.Plan.from_xcom, _pull("prepare"))
 
 
 @dag(
@@ -90,32 +97,20 @@ def _pull(task_id: str) -> Any:
 def canary_promotion() -> None:  # noqa: C901 - one nested function per task kind
     @task
     def prepare() -> dict[str, Any]:
-        from include.canary import controller
-        from include.canary.errors import CanaryStateError
-        from include.canary.policy import policy_by_name
-        from include.errors import CONF_ACTOR_REFUSED
+        from include.canary import steps
         from plugins.task_utils import call
 
         context = get_current_context()
-        conf = context["dag_run"].conf or {}
-        model, version = conf.get("model_name"), conf.get("version")
-        if not model:
-            events = list((context.get("triggering_asset_events") or {}).get(REGRESSION_PASSED, []))
-            extra = events[-1].extra if events else {}
-            model, version = extra.get("model_name"), extra.get("version")
-        if "actor" in conf:
-            call(_raise, CanaryStateError(CONF_ACTOR_REFUSED))
-        if not model or not version:
-            call(_raise, CanaryStateError("conf needs model_name and version (or a regression Asset event)"))
-        ctx = _ctx()
-        policy = call(policy_by_name, conf["policy"]) if conf.get("policy") is not None else None
-        plan: dict[str, Any] = call(controller.start, str(model), str(version), ctx, policy)
-        plan["actor"] = ctx.actor
-        return plan
+        events = list((context.get("triggering_asset_events") or {}).get(REGRESSION_PASSED, []))
+        extras = [dict(e.extra or {}) for e in events]
+        return call(steps.prepare, dict(context["dag_run"].conf or {}), extras, _ctx()).to_xcom()
 
     @task.branch
     def approval_gate(plan: dict[str, Any]) -> str | None:
-        return "approve_start" if plan["policy"]["require_approval"] and not plan["noop"] else None
+        from include.canary import steps
+        from plugins.task_utils import call
+
+        return "approve_start" if steps.needs_approval(call(steps.Plan.from_xcom, plan)) else None
 
     approve_start = HITLOperator(
         task_id="approve_start",
@@ -131,76 +126,76 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
     def route(stage: int) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.canary import controller
+        from include.canary import steps
         from plugins.task_utils import call
 
-        plan = _pull("prepare")
+        plan = _plan()
         start = _pull("approve_start") if stage == 1 else None
         prev = _pull(f"approval_{stage - 1}") if stage > 1 else None
-        routed = call(controller.route_stage, plan, stage, _ctx(plan), start, prev)
+        routed = call(steps.route, plan, stage, _ctx(plan.actor), start, prev)
         if routed is None:
             raise AirflowSkipException(f"stage {stage}: nothing to do (see the canary tags of the version)")
-        return routed
+        return dict(routed.to_xcom())
 
     @task.branch
     def judge(stage: int) -> str | None:
-        from include.canary import controller
+        from include.canary import steps
         from plugins.task_utils import call
 
-        plan = _pull("prepare")
-        result = call(controller.judge_stage, plan, _pull(f"route_{stage}"), _ctx(plan))
-        get_current_context()["ti"].xcom_push(key="judge", value=result)
-        return f"approval_{stage}" if result.get("decision") == "marginal" else None
+        plan = _plan()
+        routed = call(steps.Routed.from_xcom, _pull(f"route_{stage}"))
+        judged = call(steps.judge, plan, routed, _ctx(plan.actor))
+        get_current_context()["ti"].xcom_push(key="judge", value=judged.to_xcom())
+        return f"approval_{stage}" if judged.marginal else None
 
     @task(trigger_rule="none_failed")
     def finish() -> dict[str, Any]:
-        from include.canary import controller
+        from include.canary import steps
         from plugins.task_utils import call
 
-        plan = _pull("prepare")
-        last = _pull(f"approval_{len(plan['weights_bp'])}")
-        return call(controller.finish, plan, _ctx(plan), last)
+        plan = _plan()
+        last = _pull(f"approval_{len(plan.weights_bp)}")
+        return dict(call(steps.finish, plan, _ctx(plan.actor), last).to_xcom())
 
     @task(trigger_rule="all_done")
     def reconcile() -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.canary import controller
-        from include.canary.reconcile import reconcile as run
+        from include.canary import steps
         from plugins.task_utils import call
 
-        plan = _pull("prepare")
-        if not plan:
+        plan = call(steps.plan_or_none, _pull("prepare"))
+        if plan is None:
             raise AirflowSkipException("the canary did not start: nothing to reconcile")
-        ctx = _ctx(plan)  # first: it sets the MLflow identity the registry reads below need (401 without)
-        if not plan["noop"] and controller.version_tags(plan["model"], plan["version"]).get(
-            controller.TAG_VERDICT) == controller.IN_PROGRESS:  # fmt: skip
+        # the context first: it sets the MLflow identity the registry reads below need (401 without)
+        ctx = _ctx(plan.actor)
+        if steps.unsettled(plan):
             raise AirflowSkipException("the canary did not end: finalize rolls it back, nothing to reconcile")
-        results: list[dict[str, Any]] = call(
-            run, actor=ctx.actor, run_id=ctx.run_id, router=ctx.router, models=[plan["model"]]
-        )
-        return results
+        return [r.to_xcom() for r in call(steps.reconcile, plan, ctx)]
 
     @task(trigger_rule="all_done")
     def finalize() -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.canary import controller
+        from include.canary import steps
+        from plugins.task_utils import call
 
         context = get_current_context()
         states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
         flat = states.get(context["run_id"], states) if isinstance(states, dict) else {}
         failed = [t for t, s in flat.items() if str(s) in ("failed", "upstream_failed") and t != "finalize"]
-        plan = _pull("prepare")
+        plan = steps.plan_or_none(_pull("prepare"))
         if failed:
-            controller.fail_safe(plan, failed, _ctx(plan))
+            steps.fail_safe(plan, failed, _ctx(plan.actor if plan else None))
             raise AirflowFailException(
                 f"canary run failed in {sorted(failed)}; any canary traffic was rolled back"
             )
-        result: dict[str, Any] | None = _pull("finish")
-        if result and result.get("verdict") == "rolled_back":
-            raise AirflowFailException(f"canary rolled back: {result.get('reason')}")
-        return result
+        raw = _pull("finish")
+        outcome = call(steps.Outcome.from_xcom, raw) if raw else None
+        message = steps.failure(outcome)
+        if message:
+            raise AirflowFailException(message)
+        return outcome.to_xcom() if outcome else None
 
     plan = prepare()
     previous: Any = approval_gate(plan) >> approve_start
@@ -224,10 +219,6 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         routed >> [judged, approval]  # a skipped route skips its whole slot in one scheduling pass
         previous = approval
     previous >> finish() >> reconcile() >> finalize()
-
-
-def _raise(error: Exception) -> None:
-    raise error
 
 
 canary_promotion()
