@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -78,6 +79,17 @@ def _wait(pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
         time.sleep(0.5)
 
 
+def _samples(port: int, series: str) -> int:
+    """Samples Prometheus holds of ``series`` over the last minute (0 when it answers nothing yet)."""
+    query = urllib.parse.urlencode({"query": f"count_over_time({series}[1m])"})
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?{query}", timeout=5) as r:
+            result = json.loads(r.read())["data"]["result"]
+    except OSError:
+        return 0
+    return int(float(result[0]["value"][1])) if result else 0
+
+
 def _alerts(port: int) -> list[dict[str, object]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=5) as r:
@@ -135,7 +147,9 @@ def test_a_failed_run_appears_in_the_series_and_fires_the_alert(tmp_path: Path) 
             )
             assert before[key] == 0 and before["modelgate_dag_runs_read_ok"] == 1, before
             wait_http(f"http://127.0.0.1:{prom_port}/-/ready", timeout=60, proc=prom)
-            time.sleep(4)  # scrapes of the 0: nothing fires
+            # Prometheus must hold scrapes of the 0 before the run: a series whose first sample is already 1
+            # has no increase for ``delta`` to see (a fixed sleep here was sometimes too short)
+            _wait(lambda: _samples(prom_port, key) >= 2, 60, "Prometheus has not scraped the 0 twice")
             assert not _alerts(prom_port)
             run = dag.test()
             assert str(run.state) == "failed", run.state
