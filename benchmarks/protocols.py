@@ -31,16 +31,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from serving import (
     BIN,
     REPO,
+    count_events,
     demo_model,
     free_port,
     group_cpu_seconds,
+    metric,
     router_cmd,
     split_cpus,
     start,
@@ -141,18 +142,6 @@ def bodies(row: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
         ),
         "grpc": (req.SerializeToString(), {}),
     }
-
-
-def metric_sum(url: str, name: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
-def count_events(root: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_table(f).num_rows for f in sorted(root.rglob("*.parquet")))
 
 
 def grpc_run(target: str, request: Path, seconds: int, connections: int, cpus: set[int] | None) -> dict:
@@ -316,7 +305,7 @@ def main() -> int:
                 cpu0 = group_cpu_seconds(proc.pid)
                 r = grpc_run(target, request, args.duration, args.connections, load_cpus)
             r["cpu_us"] = (group_cpu_seconds(proc.pid) - cpu0) / max(r["rps"] * args.duration, 1) * 1e6
-            scored = metric_sum(base, "router_requests_total") if server == "router" else None
+            scored = metric(base, "router_requests_total") if server == "router" else None
         finally:
             stop(proc)
         results.setdefault(label, []).append(r)
