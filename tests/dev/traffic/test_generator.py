@@ -70,12 +70,31 @@ def test_units_send_their_fixed_consent_and_the_router_records_it(router: Router
         TrafficConfig(router.url, "churn", consent_rate=1.5)
 
 
+def _served(router: Router) -> float:
+    with router.client() as c:
+        return sum(
+            float(line.split()[-1])
+            for line in c.get("/metrics").text.splitlines()
+            if line.startswith('router_requests_total{model="churn"')
+        )
+
+
 def test_background_thread_stops_on_request(router: Router, spec: FeatureSpec) -> None:
+    before = _served(router)
     th = TrafficThread(TrafficConfig(router.url, "churn", rate=50, duration_s=60), spec).start()
-    time.sleep(1.0)
+    # wait on the router's own count, not a fixed sleep: the thread's start-up (input pool, event loop)
+    # took most of a second on a loaded CI machine
+    deadline = time.monotonic() + 30
+    while _served(router) - before < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
     t = time.monotonic()
     rep = th.stop()
-    assert time.monotonic() - t < 5 and 20 <= rep.sent <= 80
+    assert time.monotonic() - t < 5, "stop() returns promptly"
+    assert rep.sent >= 20 and rep.ok == rep.sent, rep
+    # it stopped long before its 60 s and kept to its pace (at most one request ahead of rate * elapsed)
+    assert rep.elapsed_s < 30 and rep.sent <= 50 * rep.elapsed_s + 1, rep
+    time.sleep(0.5)
+    assert _served(router) - before == rep.sent, "nothing is sent after stop()"
 
 
 def test_inputs_have_no_missing_values_and_the_same_seed_gives_the_same_pool(spec: FeatureSpec) -> None:
