@@ -56,10 +56,10 @@ def _ctx(actor: str | None = None) -> Any:
     from plugins.router_hook import RouterHook
     from plugins.task_utils import actor_of
 
-    ModelgateMlflowHook().get_conn()
+    uri = ModelgateMlflowHook().get_conn()
     context = get_current_context()
     who = actor or actor_of(dict(context))
-    return Ctx(RouterHook(actor=who), who, context["run_id"])
+    return Ctx(RouterHook(actor=who), who, context["run_id"], uri)
 
 
 def _pull(task_id: str) -> Any:
@@ -167,9 +167,9 @@ def canary_promotion() -> None:  # noqa: C901 - one nested function per task kin
         plan = call(steps.plan_or_none, _pull("prepare"))
         if plan is None:
             raise AirflowSkipException("the canary did not start: nothing to reconcile")
-        # the context first: it sets the MLflow identity the registry reads below need (401 without)
+        # the context first: the MLflow server, and the identity the registry reads below need (401 without)
         ctx = _ctx(plan.actor)
-        if steps.unsettled(plan):
+        if steps.unsettled(plan, ctx):
             raise AirflowSkipException("the canary did not end: finalize rolls it back, nothing to reconcile")
         return [r.to_xcom() for r in call(steps.reconcile, plan, ctx)]
 

@@ -82,10 +82,10 @@ def model_registration() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         req = call(steps.RegistrationRequest.from_xcom, request)
-        return call(steps.stage, req, actor_of(ctx), ctx["run_id"]).to_xcom()
+        return call(steps.stage, req, actor_of(ctx), ctx["run_id"], uri).to_xcom()
 
     @task
     def register_version(request: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
@@ -93,10 +93,10 @@ def model_registration() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         req, model = call(steps.RegistrationRequest.from_xcom, request), call(steps.StagedModel.from_xcom, staged)
-        return call(steps.register, req, model, actor_of(ctx), ctx["run_id"]).to_xcom()
+        return call(steps.register, req, model, actor_of(ctx), ctx["run_id"], uri).to_xcom()
 
     @task
     def assign_alias(registered: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +104,10 @@ def model_registration() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         version = call(steps.Registered.from_xcom, registered)
-        return call(steps.assign_alias, version, actor_of(ctx), ctx["run_id"]).to_xcom()
+        return call(steps.assign_alias, version, actor_of(ctx), ctx["run_id"], uri).to_xcom()
 
     @task(outlets=[MODEL_REGISTERED])
     def emit_asset(registered: dict[str, Any], aliased: dict[str, Any]) -> dict[str, Any]:

@@ -51,11 +51,11 @@ def registry_reconcile() -> None:
         from plugins.router_hook import RouterHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         context = get_current_context()
         models = (context["dag_run"].conf or {}).get("models")
         actor = actor_of(dict(context))
-        ctx = steps.Ctx(RouterHook(actor=actor), actor, context["run_id"])
+        ctx = steps.Ctx(RouterHook(actor=actor), actor, context["run_id"], uri)
         return [r.to_xcom() for r in call(steps.reconcile_models, ctx, models)]
 
     reconcile()

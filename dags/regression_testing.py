@@ -65,11 +65,11 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         events = ctx.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
-        return call(steps.resolve, ctx["dag_run"].conf or {}, extras).to_xcom()
+        return call(steps.resolve, ctx["dag_run"].conf or {}, extras, uri).to_xcom()
 
     @task.short_circuit
     def first_version(target: dict[str, Any]) -> bool:
@@ -77,10 +77,10 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         t = call(steps.Target.from_xcom, target)
-        return bool(call(steps.record_first_version, t, actor_of(ctx), ctx["run_id"]))
+        return bool(call(steps.record_first_version, t, actor_of(ctx), ctx["run_id"], uri))
 
     @task
     def check_contract(target: dict[str, Any]) -> dict[str, Any]:
@@ -95,9 +95,9 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
-        return call(steps.prepare_inputs, t, c, get_current_context()["run_id"]).to_xcom()
+        return call(steps.prepare_inputs, t, c, get_current_context()["run_id"], uri).to_xcom()
 
     @task
     def score(target: dict[str, Any], contract: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +105,9 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
-        return call(steps.score, t, c, call(steps.Prepared.from_xcom, prepared)).to_xcom()
+        return call(steps.score, t, c, call(steps.Prepared.from_xcom, prepared), uri).to_xcom()
 
     @task
     def compare(
@@ -117,10 +117,10 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
         p, s = call(steps.Prepared.from_xcom, prepared), call(steps.Scored.from_xcom, scored)
-        return call(steps.compare, t, c, p, s).to_xcom()
+        return call(steps.compare, t, c, p, s, uri).to_xcom()
 
     @task
     def decide(
@@ -134,12 +134,12 @@ def regression_testing() -> None:
         from plugins.mlflow_hook import ModelgateMlflowHook
         from plugins.task_utils import actor_of, call
 
-        ModelgateMlflowHook().get_conn()
+        uri = ModelgateMlflowHook().get_conn()
         ctx = get_current_context()
         t, c = call(steps.Target.from_xcom, target), call(steps.Check.from_xcom, contract)
         p, s = call(steps.Prepared.from_xcom, prepared), call(steps.Scored.from_xcom, scored)
         m = call(steps.Compared.from_xcom, compared)
-        return call(steps.decide, t, c, p, s, m, actor_of(ctx), ctx["run_id"]).to_xcom()
+        return call(steps.decide, t, c, p, s, m, actor_of(ctx), ctx["run_id"], uri).to_xcom()
 
     @task(outlets=[REGRESSION_PASSED])
     def emit_passed(decision: dict[str, Any]) -> dict[str, Any]:

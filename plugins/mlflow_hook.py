@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +19,13 @@ class ModelgateMlflowHook(BaseHook):
     The connection's host/port (and schema ``http``/``https``) form the tracking URI; its login and
     password (or, to keep the password out of the connection, ``extra.password_file``: a file
     holding it) are the MLflow basic-auth user, normally ``airflow``. Without the connection,
-    ``MODELGATE_TRACKING_URI`` (or its default) is the server; without credentials in the
-    connection, the ``airflow`` password file of the secrets folder is the identity. Credentials never go into ``os.environ``: they travel in the
-    ``Authorization`` header of this process's MLflow requests (``include.registry.credentials``).
+    the settings' ``MODELGATE_TRACKING_URI`` (or its default) is the server; without credentials in the
+    connection, the ``airflow`` password file of the secrets folder is the identity.
+
+    Nothing goes into ``os.environ``: :meth:`get_conn` returns the tracking URI, which the task
+    passes to its step explicitly (every step builds its ``MlflowClient(tracking_uri=...)`` from it),
+    and the credentials travel in the ``Authorization`` header of this process's MLflow requests
+    (``include.registry.credentials``).
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -38,23 +41,26 @@ class ModelgateMlflowHook(BaseHook):
         """Return the tracking URI and the identity of the connection (None: anonymous)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        from include.config import get_settings
         from include.registry.credentials import role_identity
 
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
-            return os.environ.get("MODELGATE_TRACKING_URI", "http://127.0.0.1:5000"), role_identity("airflow")
+            return get_settings().tracking_uri, role_identity("airflow")
         scheme = conn.schema or "http"
         uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
         return uri, identity_of(conn)
 
     def get_conn(self) -> str:
-        """Point this task process's MLflow client at the connection, as its identity; return the URI."""
+        """Return the connection's tracking URI; this task's MLflow requests carry its identity from now on.
+
+        The URI is returned, never written to ``os.environ`` nor set process-wide
+        (``mlflow.set_tracking_uri``): the task hands it to the step it calls.
+        """
         from include.registry.credentials import use_identity
 
         uri, identity = self.connection()
-        os.environ["MODELGATE_TRACKING_URI"] = uri
-        os.environ["MLFLOW_TRACKING_URI"] = uri
         use_identity(identity)
         return uri
 

@@ -180,7 +180,8 @@ def promote_winner(summary: dict[str, Any], answer: dict[str, Any] | None, *, ac
 
 
 def reconcile_models(summaries: list[dict[str, Any]], conf: dict[str, Any] | None = None, *, actor: str,
-                     run_id: str, router: RouterAdmin | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                     run_id: str, router: RouterAdmin | None = None,
+                     tracking_uri: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Make the ``champion`` alias of each analysed experiment's model match the routes store.
 
     Args:
@@ -189,6 +190,7 @@ def reconcile_models(summaries: list[dict[str, Any]], conf: dict[str, Any] | Non
         actor: recorded in the audit log.
         run_id: the Airflow run id.
         router: stand-in routes source while the store is empty.
+        tracking_uri: MLflow server.
 
     Returns:
         One result per model (:func:`include.canary.reconcile.reconcile_model`).
@@ -202,7 +204,7 @@ def reconcile_models(summaries: list[dict[str, Any]], conf: dict[str, Any] | Non
     models = sorted({load_experiment(folder / f"{s['experiment']}.yaml").model for s in summaries if s})
     if not models:
         return []
-    return reconcile(actor=actor, run_id=run_id, router=router, models=models)
+    return reconcile(actor=actor, run_id=run_id, router=router, models=models, tracking_uri=tracking_uri)
 
 
 def record_outcome(summary: dict[str, Any], answer: dict[str, Any] | None, promoted: dict[str, Any] | None,

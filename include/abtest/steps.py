@@ -167,5 +167,5 @@ def reconcile(summaries: list[Summary], conf: dict[str, Any], env: Env) -> list[
         ReconcileUndecidable: a disagreement no rule settles (every decidable model is repaired first).
     """
     out = pipeline.reconcile_models([s.to_xcom() for s in summaries], conf, actor=env.actor, run_id=env.run_id,
-                                    router=env.router)  # fmt: skip
+                                    router=env.router, tracking_uri=env.tracking_uri)  # fmt: skip
     return [Reconciled.from_xcom(r) for r in out]

@@ -100,7 +100,7 @@ def conclude(
         # a rollback is committed in the store; the lagging replica catches up when it can
         log.error("canary of %s v%s %s, but: %s", model, version, verdict, e.message)
         record["not_converged"] = e.lagging
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     if tags.get(TAG_VERDICT) != verdict:
         set_tags(model, version, {TAG_VERDICT: verdict, TAG_REASON: reason, **(extra_tags or {})}, ctx)
         append_audit(ctx.actor, action, version_uri(model, version), before, record, ctx.run_id)
@@ -183,10 +183,12 @@ def move_champion(
     """
     from include.registry.registry import set_alias
 
-    moved = set_alias(model, CHAMPION, new, actor=ctx.actor, run_id=ctx.run_id, reason=reason)
+    moved = set_alias(model, CHAMPION, new, actor=ctx.actor, run_id=ctx.run_id, reason=reason,
+                      tracking_uri=ctx.tracking_uri)
     if old is not None and old != new:
         why = demoted_reason or f"replaced by {new}"
-        set_alias(model, PREVIOUS_ALIAS, old, actor=ctx.actor, run_id=ctx.run_id, reason=why)
+        set_alias(model, PREVIOUS_ALIAS, old, actor=ctx.actor, run_id=ctx.run_id, reason=why,
+                  tracking_uri=ctx.tracking_uri)
     return moved
 
 
@@ -211,7 +213,7 @@ def promote(plan: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
     from include.canary.errors import CanaryStateError
 
     model, version, old = plan["model"], plan["version"], plan["champion"]
-    verdict = version_tags(model, version).get(TAG_VERDICT)
+    verdict = version_tags(model, version, ctx.tracking_uri).get(TAG_VERDICT)
     if verdict not in (IN_PROGRESS, PROMOTED):
         raise CanaryStateError(f"canary of {model} v{version} ended {verdict}: it cannot be promoted")
     want = desired_routes(ctx.router.get_routes(model), model, version, None, 0, None)

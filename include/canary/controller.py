@@ -116,7 +116,7 @@ def start(model: str, version: str, ctx: Ctx, policy_path: str | None = None) ->
     from include.registry.registry import get_alias_version
 
     policy = load_policy(model, policy_path)
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     plan: dict[str, Any] = {
         "model": model,
         "version": str(version),
@@ -132,7 +132,7 @@ def start(model: str, version: str, ctx: Ctx, policy_path: str | None = None) ->
         return plan
     champion: str | None = tags.get(TAG_BASELINE) if verdict == IN_PROGRESS else None
     if champion is None:  # a resumed run keeps the champion the canary started from
-        champion = get_alias_version(model, CHAMPION)
+        champion = get_alias_version(model, CHAMPION, ctx.tracking_uri)
     if champion is None:
         raise CanaryStateError(f"{model} has no champion to compare version {version} with")
     plan["champion"] = champion
@@ -147,7 +147,7 @@ def start(model: str, version: str, ctx: Ctx, policy_path: str | None = None) ->
         {TAG_VERDICT: IN_PROGRESS, TAG_RUN: ctx.run_id or "", TAG_BASELINE: champion, TAG_STARTED: started},
         ctx,
     )
-    all_tags = client().get_model_version(model, str(version)).tags or {}
+    all_tags = client(ctx.tracking_uri).get_model_version(model, str(version)).tags or {}
     reg = {k: v for k, v in all_tags.items() if k.startswith(REGRESSION_PREFIX)}
     plan["evidence_md"] = start_markdown(
         model, str(version), champion, policy.stages, policy.bake_seconds, reg
@@ -168,7 +168,7 @@ def _approval(payload: Any) -> tuple[bool | None, str]:
 def _resolve_marginal(plan: dict[str, Any], i: int, approval: Any, ctx: Ctx) -> bool:
     """Settle stage ``i``'s marginal judgement with the human answer; True when the canary goes on."""
     model, version = plan["model"], plan["version"]
-    summary = stage_summary(version_tags(model, version), i)
+    summary = stage_summary(version_tags(model, version, ctx.tracking_uri), i)
     if summary is None:
         raise CanaryStateError(f"stage {i} of {model} version {version} has no judgement to continue from")
     if summary["decision"] in ("pass", "approved"):
@@ -211,7 +211,7 @@ def route_stage(
     policy = policy_of(plan)
     if plan["noop"] or i > len(plan["weights_bp"]):
         return None
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     if tags.get(TAG_VERDICT) != IN_PROGRESS:
         return None
     if i == 1 and policy.require_approval:
@@ -221,7 +221,7 @@ def route_stage(
             return None
     if i > 1 and not _resolve_marginal(plan, i - 1, prev_approval, ctx):
         return None
-    own = stage_summary(version_tags(model, version), i)
+    own = stage_summary(version_tags(model, version, ctx.tracking_uri), i)
     if own and own["decision"] in ("pass", "approved"):
         log.info("stage %d of %s v%s already passed: resumed run skips it", i, model, version)
         return None
@@ -276,7 +276,7 @@ def judge_stage(
     model, version, champion = plan["model"], plan["version"], plan["champion"]
     policy = policy_of(plan)
     i = int(routed["stage"])
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     if tags.get(TAG_VERDICT) != IN_PROGRESS:
         return {"decision": "ended", "stage": i, "verdict": tags.get(TAG_VERDICT)}
     root = events_root or ev.events_root()
@@ -350,7 +350,7 @@ def finish(plan: dict[str, Any], ctx: Ctx, last_approval: Any = None) -> dict[st
     model, version = plan["model"], plan["version"]
     if plan["noop"]:
         return {"verdict": "noop", "reason": plan["noop"], "champion": plan.get("champion")}
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     verdict = tags.get(TAG_VERDICT)
     n = len(plan["weights_bp"])
     if verdict == IN_PROGRESS:
@@ -362,11 +362,11 @@ def finish(plan: dict[str, Any], ctx: Ctx, last_approval: Any = None) -> dict[st
             return promote(plan, ctx)
     elif verdict == PROMOTED:
         return promote(plan, ctx)  # reconcile after a crash: every step is a no-op when done
-    tags = version_tags(model, version)
+    tags = version_tags(model, version, ctx.tracking_uri)
     return {
         "verdict": tags.get(TAG_VERDICT),
         "reason": tags.get(TAG_REASON),
-        "champion": get_alias_version(model, CHAMPION),
+        "champion": get_alias_version(model, CHAMPION, ctx.tracking_uri),
     }
 
 
@@ -383,6 +383,6 @@ def fail_safe(plan: dict[str, Any] | None, failed_tasks: list[str], ctx: Ctx) ->
     """
     if not plan or plan.get("noop"):
         return None
-    if version_tags(plan["model"], plan["version"]).get(TAG_VERDICT) != IN_PROGRESS:
+    if version_tags(plan["model"], plan["version"], ctx.tracking_uri).get(TAG_VERDICT) != IN_PROGRESS:
         return None
     return rollback(plan, f"canary run failed in {', '.join(sorted(failed_tasks))}", ctx)

@@ -108,7 +108,13 @@ def served_champion(model: str, routes: dict[str, Any], canary_held: bool) -> tu
 
 
 def reconcile_model(
-    model: str, routes: dict[str, Any], *, actor: str, run_id: str | None, generation: int | None = None
+    model: str,
+    routes: dict[str, Any],
+    *,
+    actor: str,
+    run_id: str | None,
+    generation: int | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """Make ``model``'s champion alias name the version its routes serve.
 
@@ -118,6 +124,7 @@ def reconcile_model(
         actor: recorded in the audit log.
         run_id: the Airflow run id.
         generation: the store generation read (recorded with a repair).
+        tracking_uri: the MLflow server (default: the settings').
 
     Returns:
         ``{"model", "status", "served", "alias", "reason"}``; ``alias`` is the alias before.
@@ -130,8 +137,8 @@ def reconcile_model(
     from include.registry.registry import get_alias_version
 
     try:
-        held = read_lock(model) is not None
-        alias = get_alias_version(model, ALIAS)
+        held = read_lock(model, tracking_uri) is not None
+        alias = get_alias_version(model, ALIAS, tracking_uri)
     except MlflowException as e:
         return {"model": model, "status": UNMANAGED, "served": None, "alias": None,
                 "reason": f"{model} is not in the registry: {type(e).__name__}"}  # fmt: skip
@@ -148,7 +155,8 @@ def reconcile_model(
 
     reason = f"reconcile: the routes store (generation {generation}) serves version {value}, alias was {alias}"
     try:
-        set_alias(model, ALIAS, str(value), actor=actor, run_id=run_id, reason=reason)
+        set_alias(model, ALIAS, str(value), actor=actor, run_id=run_id, reason=reason,
+                  tracking_uri=tracking_uri)
     except ModelNotFound as e:
         return {**out, "status": UNDECIDABLE, "reason": f"the store serves {version_uri(model, str(value))}: {e}"}
     append_audit(actor, "champion.reconcile", f"models:/{model}@{ALIAS}", {"version": alias},
@@ -158,7 +166,12 @@ def reconcile_model(
 
 
 def reconcile(
-    *, actor: str, run_id: str | None, router: RouterAdmin | None = None, models: list[str] | None = None
+    *,
+    actor: str,
+    run_id: str | None,
+    router: RouterAdmin | None = None,
+    models: list[str] | None = None,
+    tracking_uri: str | None = None,
 ) -> list[dict[str, Any]]:
     """Reconcile every model of the routes store (or only ``models``); raise when one is undecidable.
 
@@ -169,6 +182,7 @@ def reconcile(
         run_id: the Airflow run id.
         router: stand-in routes source while the store is empty (:func:`store_routes`).
         models: only these models (default: every model in the store).
+        tracking_uri: the MLflow server (default: the settings').
 
     Returns:
         One result per model (:func:`reconcile_model`).
@@ -178,7 +192,8 @@ def reconcile(
     """
     generation, docs = store_routes(router)
     names = sorted(docs) if models is None else [m for m in models if m in docs]
-    results = [reconcile_model(m, docs[m], actor=actor, run_id=run_id, generation=generation) for m in names]
+    results = [reconcile_model(m, docs[m], actor=actor, run_id=run_id, generation=generation,
+                               tracking_uri=tracking_uri) for m in names]  # fmt: skip
     bad = [r for r in results if r["status"] == UNDECIDABLE]
     if bad:
         raise ReconcileUndecidable(

@@ -45,29 +45,32 @@ class Ctx:
         router: the router admin API (``RouterHook`` in DAGs, ``RouterClient`` elsewhere).
         actor: recorded in tags and the audit log.
         run_id: the Airflow run id.
+        tracking_uri: the MLflow server (the DAG's connection); None: the settings', for CLIs.
     """
 
     router: RouterAdmin
     actor: str
     run_id: str | None = None
+    tracking_uri: str | None = None
 
 
-def client() -> Any:
+def client(tracking_uri: str | None = None) -> Any:
     from include.registry.registry import get_client
 
-    return get_client()
+    return get_client(tracking_uri)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def version_tags(model: str, version: str) -> dict[str, str]:
+def version_tags(model: str, version: str, tracking_uri: str | None = None) -> dict[str, str]:
     """Return a version's ``modelgate.canary.*`` tags.
 
     Args:
         model: the model name.
         version: the version.
+        tracking_uri: the MLflow server (default: the settings').
 
     Returns:
         Tag name to value.
@@ -78,7 +81,7 @@ def version_tags(model: str, version: str) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = client().get_model_version(model, str(version))
+        mv = client(tracking_uri).get_model_version(model, str(version))
     except MlflowException as e:
         raise CanaryStateError(f"{version_uri(model, version)} does not exist") from e
     return {k: v for k, v in (mv.tags or {}).items() if k.startswith(P)}
@@ -88,14 +91,15 @@ def set_tags(model: str, version: str, tags: dict[str, Any], ctx: Ctx) -> None:
     """Set only the tags whose value changes (one audit record for the change, none when nothing does)."""
     from include.registry.registry import set_version_tags
 
-    current = version_tags(model, version)
+    current = version_tags(model, version, ctx.tracking_uri)
     changed = {
         k: (v if isinstance(v, str) else json.dumps(v, sort_keys=True))
         for k, v in tags.items()
         if current.get(k) != (v if isinstance(v, str) else json.dumps(v, sort_keys=True))
     }
     if changed:
-        set_version_tags(model, version, changed, actor=ctx.actor, run_id=ctx.run_id)
+        set_version_tags(model, version, changed, actor=ctx.actor, run_id=ctx.run_id,
+                         tracking_uri=ctx.tracking_uri)
 
 
 def stage_summary(tags: dict[str, str], i: int) -> dict[str, Any] | None:
@@ -103,16 +107,17 @@ def stage_summary(tags: dict[str, str], i: int) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def read_lock(model: str) -> dict[str, Any] | None:
+def read_lock(model: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
     """Return the canary lock of a model, or None.
 
     Args:
         model: the model name.
+        tracking_uri: the MLflow server (default: the settings').
 
     Returns:
         ``{"version", "run_id", "since"}`` or None.
     """
-    raw = (client().get_registered_model(model).tags or {}).get(TAG_LOCK)
+    raw = (client(tracking_uri).get_registered_model(model).tags or {}).get(TAG_LOCK)
     return json.loads(raw) if raw else None
 
 
@@ -132,7 +137,7 @@ def acquire_lock(model: str, version: str, ctx: Ctx) -> dict[str, Any]:
     """
     from include.registry.audit import append_audit
 
-    held = read_lock(model)
+    held = read_lock(model, ctx.tracking_uri)
     if held and held["version"] != str(version):
         raise CanaryLocked(
             f"a canary of {model} version {held['version']} is in progress (run {held['run_id']}, since "
@@ -142,8 +147,8 @@ def acquire_lock(model: str, version: str, ctx: Ctx) -> dict[str, Any]:
     if held and held["run_id"] == ctx.run_id:
         return held
     lock = {"version": str(version), "run_id": ctx.run_id, "since": now().isoformat()}
-    client().set_registered_model_tag(model, TAG_LOCK, json.dumps(lock))
-    back = read_lock(model)
+    client(ctx.tracking_uri).set_registered_model_tag(model, TAG_LOCK, json.dumps(lock))
+    back = read_lock(model, ctx.tracking_uri)
     if back != lock:  # another run wrote after us: it wins, we refuse
         raise CanaryLocked(f"lost the canary lock of {model} to {back}")
     append_audit(ctx.actor, "canary.lock", f"models:/{model}", held, lock, ctx.run_id)
@@ -160,7 +165,7 @@ def release_lock(model: str, version: str, ctx: Ctx) -> None:
     """
     from include.registry.audit import append_audit
 
-    held = read_lock(model)
+    held = read_lock(model, ctx.tracking_uri)
     if held and held["version"] == str(version):
-        client().delete_registered_model_tag(model, TAG_LOCK)
+        client(ctx.tracking_uri).delete_registered_model_tag(model, TAG_LOCK)
         append_audit(ctx.actor, "canary.unlock", f"models:/{model}", held, None, ctx.run_id)

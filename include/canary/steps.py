@@ -6,8 +6,8 @@ version, champion, policy, stage weights), a :class:`Routed` stage window, a :cl
 :class:`Outcome` and one :class:`Reconciled` per model. The state itself lives in the registry's
 version tags and the routes store (:mod:`include.canary.controller` does the work); the answers of the
 human approvals are Airflow's HITL responses, passed on as they come. Every step takes the
-:class:`~include.canary.state.Ctx` (router admin client, actor, run id) that the DAG resolves once per
-task.
+:class:`~include.canary.state.Ctx` (router admin client, actor, run id, MLflow tracking URI) that the DAG
+resolves once per task.
 """
 
 from __future__ import annotations
@@ -180,9 +180,9 @@ def finish(plan: Plan, ctx: Ctx, last_approval: Any = None) -> Outcome:
     return Outcome.from_xcom(controller.finish(plan.as_dict(), ctx, last_approval))
 
 
-def unsettled(plan: Plan) -> bool:
+def unsettled(plan: Plan, ctx: Ctx) -> bool:
     """Whether the canary is still in progress (finalize rolls it back; nothing to reconcile yet)."""
-    tags = controller.version_tags(plan.model, plan.version)
+    tags = controller.version_tags(plan.model, plan.version, ctx.tracking_uri)
     return not plan.noop and tags.get(controller.TAG_VERDICT) == controller.IN_PROGRESS
 
 
@@ -192,7 +192,8 @@ def reconcile_models(ctx: Ctx, models: list[str] | None = None) -> list[Reconcil
     Raises:
         ReconcileUndecidable: a disagreement no rule settles (every decidable model is repaired first).
     """
-    results = reconcile_store(actor=ctx.actor, run_id=ctx.run_id, router=ctx.router, models=models)
+    results = reconcile_store(actor=ctx.actor, run_id=ctx.run_id, router=ctx.router, models=models,
+                              tracking_uri=ctx.tracking_uri)
     return [Reconciled.from_xcom(r) for r in results]
 
 

@@ -59,8 +59,10 @@ def fetch_artifact(uri: str, dest_dir: Path, max_bytes: int) -> Path:
     return _fetch_remote(uri, target, max_bytes)
 
 
-def fetch_source(source: Source, dest_dir: Path, max_bytes: int) -> Path:
+def fetch_source(source: Source, dest_dir: Path, max_bytes: int, tracking_uri: str | None = None) -> Path:
     """Copy an allowed source (see :mod:`include.registry.sources`) into ``dest_dir``.
+
+    ``tracking_uri`` is the MLflow server of an MLflow source (None: the settings').
 
     Raises:
         ArtifactNotFound: the artifact does not exist, cannot be read, or is not one file.
@@ -71,9 +73,13 @@ def fetch_source(source: Source, dest_dir: Path, max_bytes: int) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from include.config import get_settings
+
+    uri = tracking_uri or get_settings().tracking_uri
     dest_dir.mkdir(parents=True, exist_ok=True)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(dest_dir)))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(dest_dir),
+                                                         tracking_uri=uri, registry_uri=uri))  # fmt: skip
     except (MlflowException, OSError) as e:
         raise ArtifactNotFound(f"could not fetch artifact {source.location!r} from MLflow: {e}") from e
     if local.is_dir():

@@ -50,12 +50,17 @@ class RegisteredVersion:
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
-    """Return an MLflow client for the configured tracking/registry server."""
-    import mlflow
+    """Return an MLflow client for ``tracking_uri`` as tracking and registry server.
+
+    The client carries the URI itself: nothing process-global is set (``mlflow.set_tracking_uri``
+    would also write ``MLFLOW_TRACKING_URI`` into ``os.environ``).
+
+    Args:
+        tracking_uri: the MLflow server; None: the settings' (``MODELGATE_TRACKING_URI``), for CLIs.
+    """
     from mlflow import MlflowClient
 
     uri = tracking_uri or get_settings().tracking_uri
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -134,8 +139,6 @@ def register_staged(
     Raises:
         InvalidConf, RegistryError, AuditError.
     """
-    import mlflow
-
     residency = mf.validate_residency(residency)
     lineage = lineage or mf.Lineage()
     client = get_client(tracking_uri)
@@ -161,7 +164,7 @@ def register_staged(
         tags[mf.TAG_RUN_ID] = run_id
     if staged.feature_spec_uri:
         tags[mf.TAG_FEATURE_SPEC] = staged.feature_spec_uri
-    mv = mlflow.register_model(staged.model_uri, name, tags=tags)
+    mv = _create_version(client, name, staged.model_uri, tags)
     _wait_ready(client, name, str(mv.version))
     try:
         append_audit(actor, "register", f"models:/{name}/{mv.version}", None, tags, run_id)
@@ -200,6 +203,21 @@ def register_model(
                          tracking_uri=tracking_uri, max_bytes=max_bytes)
     return register_staged(staged, actor=actor, lineage=lineage, residency=residency, run_id=run_id,
                            tracking_uri=tracking_uri)
+
+
+def _create_version(client: MlflowClient, name: str, model_uri: str, tags: dict[str, str]) -> ModelVersion:
+    """Create a version of ``name`` from a ``runs:/`` model: ``mlflow.register_model``, through ``client``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    run_id, _ = RunsArtifactRepository.parse_runs_uri(model_uri)
+    source = RunsArtifactRepository.get_underlying_uri(model_uri, tracking_uri=client.tracking_uri)
+    return client.create_model_version(name, source, run_id=run_id, tags=tags)
 
 
 def _wait_ready(client: MlflowClient, name: str, version: str, timeout: float = 60.0) -> None:

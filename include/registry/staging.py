@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from include.registry.signature import Signature, validate_onnx
 from include.xcom import XcomRecord
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,6 @@ def stage_model(
     Raises:
         InvalidModelName, InvalidModel, InvalidConf, RegistryError.
     """
-    import mlflow
-    import onnx
-
     mf.validate_model_name(name)
     lineage = lineage or mf.Lineage()
     signature = validate_onnx(onnx_path, max_bytes or get_settings().max_model_bytes)
@@ -112,20 +111,38 @@ def stage_model(
         return StagedModel(name, "", existing.tags[mf.TAG_SHA256], signature.to_json(),
                            existing.tags.get(mf.TAG_SEMVER, ""), existing_version=str(existing.version))
     chosen = choose_semver(latest_ready(client, name), signature, semver)
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"register-{name}-{chosen}") as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"modelgate.model_name": name, "modelgate.semver": chosen})
-        if lineage.params:
-            mlflow.log_params({k: str(v)[:500] for k, v in lineage.params.items()})
-        numeric = {k: float(v) for k, v in lineage.metrics.items() if isinstance(v, int | float)}
-        if numeric:
-            mlflow.log_metrics(numeric)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+    tags = {"modelgate.model_name": name, "modelgate.semver": chosen}
+    run_id = client.create_run(exp_id, run_name=f"register-{name}-{chosen}", tags=tags).info.run_id
+    try:
+        spec_uri = _log_staged(client, run_id, onnx_path, lineage, feature_spec_path)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return StagedModel(name, f"runs:/{run_id}/model", sha, signature.to_json(), chosen, spec_uri)
+
+
+def _log_staged(client: MlflowClient, run_id: str, onnx_path: Path, lineage: mf.Lineage,
+                feature_spec_path: Path | None) -> str | None:  # fmt: skip
+    """Log lineage, the model (MLmodel + hashed bytes) and the spec to ``run_id``; return the spec's URI."""
+    import mlflow.onnx
+    import onnx
+    from mlflow.entities import Metric, Param
+
+    params = [Param(k, str(v)[:500]) for k, v in lineage.params.items()]
+    now_ms = int(time.time() * 1000)
+    numeric = {k: float(v) for k, v in lineage.metrics.items() if isinstance(v, int | float)}
+    metrics = [Metric(k, v, now_ms, 0) for k, v in numeric.items()]
+    if params or metrics:
+        client.log_batch(run_id, metrics=metrics, params=params)
+    with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         mlflow.onnx.save_model(onnx.load(str(onnx_path)), str(model_dir), save_as_external_data=False)
         shutil.copyfile(onnx_path, model_dir / "model.onnx")  # the hashed bytes, not a re-serialisation
-        mlflow.log_artifacts(str(model_dir), artifact_path="model")
-        spec_uri = None
-        if feature_spec_path is not None:
-            mlflow.log_artifact(str(feature_spec_path), artifact_path="feature_spec")
-            spec_uri = f"runs:/{run.info.run_id}/feature_spec/{feature_spec_path.name}"
-    return StagedModel(name, f"runs:/{run.info.run_id}/model", sha, signature.to_json(), chosen, spec_uri)
+        client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    if feature_spec_path is None:
+        return None
+    client.log_artifact(run_id, str(feature_spec_path), artifact_path="feature_spec")
+    return f"runs:/{run_id}/feature_spec/{feature_spec_path.name}"

@@ -109,8 +109,10 @@ def validate(conf: Any, actor: str, run_id: str) -> RegistrationRequest:
     return req
 
 
-def stage(req: RegistrationRequest, actor: str, run_id: str) -> StagedModel:
+def stage(req: RegistrationRequest, actor: str, run_id: str, tracking_uri: str) -> StagedModel:
     """Fetch, validate, hash and log the model to the artifact store; return references only.
+
+    ``tracking_uri`` is the MLflow server (the DAG's connection) the model is staged on.
 
     Raises:
         SourceRefused, ArtifactNotFound, InvalidModel, InvalidConf: recorded in the audit log first.
@@ -119,29 +121,33 @@ def stage(req: RegistrationRequest, actor: str, run_id: str) -> StagedModel:
     try:
         with _audit_refusal("stage", f"models:/{req.model_name}", actor, run_id, req.to_xcom()):
             limit = get_settings().max_model_bytes
-            model = fetch_source(check_source(req.artifact_uri, "artifact_uri"), d / "model", limit)
+            source = check_source(req.artifact_uri, "artifact_uri")
+            model = fetch_source(source, d / "model", limit, tracking_uri)
             spec = None
             if req.feature_spec_uri:
                 spec = fetch_source(check_source(req.feature_spec_uri, "feature_spec_uri"), d / "spec",
-                                    SPEC_MAX_BYTES)
+                                    SPEC_MAX_BYTES, tracking_uri)
             staged = stage_model(req.model_name, model, lineage=mf.Lineage.from_dict(req.lineage),
-                                 semver=req.semver, feature_spec_path=spec, max_bytes=limit)
+                                 semver=req.semver, feature_spec_path=spec, tracking_uri=tracking_uri,
+                                 max_bytes=limit)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     return staged
 
 
-def register(req: RegistrationRequest, staged: StagedModel, actor: str, run_id: str) -> Registered:
-    """Register the staged model (or return the version that already holds this artifact)."""
+def register(
+    req: RegistrationRequest, staged: StagedModel, actor: str, run_id: str, tracking_uri: str
+) -> Registered:
+    """Register the staged model on ``tracking_uri`` (or return the version already holding this artifact)."""
     rv = register_staged(staged, actor=actor, lineage=mf.Lineage.from_dict(req.lineage),
-                         residency=req.residency, run_id=run_id)
+                         residency=req.residency, run_id=run_id, tracking_uri=tracking_uri)
     return Registered(rv.name, rv.version, rv.uri, rv.semver, rv.sha256, rv.created)
 
 
-def assign_alias(registered: Registered, actor: str, run_id: str) -> AliasAssigned:
-    """Make a new version ``challenger``, or ``champion`` when the model has no champion yet."""
+def assign_alias(registered: Registered, actor: str, run_id: str, tracking_uri: str) -> AliasAssigned:
+    """Make a new version ``challenger``, or ``champion`` when the model on ``tracking_uri`` has none yet."""
     name, version = registered.name, registered.version
-    champion = get_alias_version(name, mf.ALIAS_CHAMPION)
+    champion = get_alias_version(name, mf.ALIAS_CHAMPION, tracking_uri)
     if not registered.created:
         return AliasAssigned(None, "artifact already registered; aliases unchanged", champion)
     if champion is None:
@@ -152,7 +158,9 @@ def assign_alias(registered: Registered, actor: str, run_id: str) -> AliasAssign
             actor=actor,
             run_id=run_id,
             reason="first version of this model: nothing to compare with",
+            tracking_uri=tracking_uri,
         )
         return AliasAssigned(mf.ALIAS_CHAMPION, "first version", version)
-    set_alias(name, mf.ALIAS_CHALLENGER, version, actor=actor, run_id=run_id, reason="newly registered")
+    set_alias(name, mf.ALIAS_CHALLENGER, version, actor=actor, run_id=run_id, reason="newly registered",
+              tracking_uri=tracking_uri)
     return AliasAssigned(mf.ALIAS_CHALLENGER, "newly registered", champion)

@@ -142,13 +142,16 @@ def synthetic_frame(spec: FeatureSpec, policy: Policy) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def prepare_inputs(target: dict[str, Any], contract: dict[str, Any], mlflow_run_id: str) -> dict[str, Any]:
+def prepare_inputs(
+    target: dict[str, Any], contract: dict[str, Any], mlflow_run_id: str, tracking_uri: str
+) -> dict[str, Any]:
     """Draw synthetic inputs from the feature spec, validate them with the input suite, keep them.
 
     Args:
         target: from :func:`resolve_target`.
         contract: from :func:`check_contract`.
         mlflow_run_id: from :func:`start_run`.
+        tracking_uri: the MLflow server.
 
     Returns:
         ``inputs`` (check result as data), ``rows``, ``spec_source``.
@@ -166,16 +169,18 @@ def prepare_inputs(target: dict[str, Any], contract: dict[str, Any], mlflow_run_
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        spec_path = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=tracking_uri
+        ))
         spec = FeatureSpec.from_json(spec_path)
-        log_bytes(mlflow_run_id, SPEC_ARTIFACT, spec_path.read_bytes())
+        log_bytes(mlflow_run_id, SPEC_ARTIFACT, spec_path.read_bytes(), tracking_uri)
     frame = synthetic_frame(spec, policy)
     suite_doc = ex.input_suite(
         ex.load_template(policy.inputs.suite), spec, policy.synthetic.rows, policy.inputs.range_tolerance
     )
     result = ex.validate(frame[spec.feature_names], suite_doc)
-    log_suite(mlflow_run_id, "inputs", suite_doc, result)
-    log_frame(mlflow_run_id, INPUTS_ARTIFACT, frame)
+    log_suite(mlflow_run_id, "inputs", suite_doc, result, tracking_uri)
+    log_frame(mlflow_run_id, INPUTS_ARTIFACT, frame, tracking_uri)
     check = ck.from_suite("inputs", result)
     check.figures.update(
         {"rows": len(frame), "edge_cases": int((frame[CASE_COLUMN] != "sample").sum()), "spec_source": source}
@@ -186,24 +191,29 @@ def prepare_inputs(target: dict[str, Any], contract: dict[str, Any], mlflow_run_
 # ---------------------------------------------------------------- scoring
 
 
-def _classifier(target: dict[str, Any], version: str) -> Classifier:
+def _classifier(target: dict[str, Any], version: str, tracking_uri: str) -> Classifier:
     from include.registry.resolve import resolve_model_uri
     from include.regression.scoring import Classifier
 
     policy = _policy(target)
-    resolved = resolve_model_uri(f"models:/{target['model_name']}/{version}")
+    resolved = resolve_model_uri(f"models:/{target['model_name']}/{version}", tracking_uri=tracking_uri)
     return Classifier(resolved.path, policy.outputs.label_output, policy.outputs.probabilities_output)
 
 
-def _spec_features(mlflow_run_id: str) -> list[str]:
+def _spec_features(mlflow_run_id: str, tracking_uri: str) -> list[str]:
     from include.synthetic import FeatureSpec
 
     with tempfile.TemporaryDirectory() as tmp:
-        return FeatureSpec.from_json(download(mlflow_run_id, SPEC_ARTIFACT, Path(tmp))).feature_names
+        spec = FeatureSpec.from_json(download(mlflow_run_id, SPEC_ARTIFACT, Path(tmp), tracking_uri))
+    return spec.feature_names
 
 
 def score(
-    target: dict[str, Any], contract: dict[str, Any], prepared: dict[str, Any], mlflow_run_id: str
+    target: dict[str, Any],
+    contract: dict[str, Any],
+    prepared: dict[str, Any],
+    mlflow_run_id: str,
+    tracking_uri: str,
 ) -> dict[str, Any]:
     """Score the inputs with both models, check the challenger's outputs with the output suite and determinism.
 
@@ -212,6 +222,7 @@ def score(
         contract: from :func:`check_contract`.
         prepared: from :func:`prepare_inputs`.
         mlflow_run_id: from :func:`start_run`.
+        tracking_uri: the MLflow server.
 
     Returns:
         ``outputs`` and ``determinism`` check results as data.
@@ -226,10 +237,10 @@ def score(
             "determinism": ck.skipped("determinism", why).to_dict(),
         }
     policy = _policy(target)
-    features = _spec_features(mlflow_run_id)
-    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT)
+    features = _spec_features(mlflow_run_id, tracking_uri)
+    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT, tracking_uri)
     try:
-        challenger = _classifier(target, target["version"])
+        challenger = _classifier(target, target["version"], tracking_uri)
         x = challenger.matrix(frame, features)
         first, second = challenger.predict(x), challenger.predict(x)
     except UnsupportedModelError as e:
@@ -240,19 +251,19 @@ def score(
         }
     out = first.frame()
     out[CASE_COLUMN] = frame[CASE_COLUMN].to_numpy()
-    log_frame(mlflow_run_id, CHALLENGER_SCORES, out)
+    log_frame(mlflow_run_id, CHALLENGER_SCORES, out, tracking_uri)
     if not _breaking(contract):
-        champion = _classifier(target, target["champion_version"])
+        champion = _classifier(target, target["champion_version"], tracking_uri)
         champ_out = champion.predict(champion.matrix(frame, features)).frame()
         champ_out[CASE_COLUMN] = frame[CASE_COLUMN].to_numpy()
-        log_frame(mlflow_run_id, CHAMPION_SCORES, champ_out)
+        log_frame(mlflow_run_id, CHAMPION_SCORES, champ_out, tracking_uri)
     n_classes = first.probabilities.shape[1]
     classes = policy.outputs.classes if policy.outputs.classes is not None else list(range(n_classes))
     suite_doc = ex.output_suite(
         ex.load_template(policy.outputs.suite), n_classes, classes, policy.outputs.sum_tolerance
     )
     result = ex.validate(out.drop(columns=[CASE_COLUMN]), suite_doc)
-    log_suite(mlflow_run_id, "outputs", suite_doc, result)
+    log_suite(mlflow_run_id, "outputs", suite_doc, result, tracking_uri)
     outputs = ck.from_suite("outputs", result)
     bad_cases = out.loc[~np.isfinite(out["probability_sum"]), CASE_COLUMN]
     outputs.figures["nonfinite_rows"] = len(bad_cases)
@@ -266,16 +277,22 @@ def score(
 # ---------------------------------------------------------------- behaviour
 
 
-def _holdout_path(uri: str, tmp: Path) -> Path:
+def _holdout_path(uri: str, tmp: Path, tracking_uri: str) -> Path:
     import mlflow
 
     if uri.startswith("runs:/"):
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(tmp), tracking_uri=tracking_uri, registry_uri=tracking_uri
+        ))
     return Path(os.path.expandvars(uri)).expanduser()
 
 
 def _quality(
-    target: dict[str, Any], features: list[str], champion: Classifier, challenger: Classifier
+    target: dict[str, Any],
+    features: list[str],
+    champion: Classifier,
+    challenger: Classifier,
+    tracking_uri: str,
 ) -> ck.CheckResult:
     import pandas as pd
 
@@ -284,7 +301,7 @@ def _quality(
         return ck.skipped("quality", "no labelled holdout in the policy (quality.holdout_uri)")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = _holdout_path(qp.holdout_uri, Path(tmp))
+            path = _holdout_path(qp.holdout_uri, Path(tmp), tracking_uri)
             holdout = pd.read_parquet(path)
         except Exception as e:  # missing file, not Parquet, download failure: all make the check unusable
             return ck.CheckResult(
@@ -305,6 +322,7 @@ def compare(
     prepared: dict[str, Any],
     scored: dict[str, Any],
     mlflow_run_id: str,
+    tracking_uri: str,
 ) -> dict[str, Any]:
     """Compare the challenger's behaviour with the champion's: agreement, distribution, quality, latency.
 
@@ -314,6 +332,7 @@ def compare(
         prepared: from :func:`prepare_inputs`.
         scored: from :func:`score`.
         mlflow_run_id: from :func:`start_run`.
+        tracking_uri: the MLflow server.
 
     Returns:
         ``agreement``, ``distribution``, ``quality``, ``latency`` check results as data.
@@ -329,17 +348,17 @@ def compare(
     if why:
         return {n: ck.skipped(n, why).to_dict() for n in names}
     policy = _policy(target)
-    champ = predictions(read_frame(mlflow_run_id, CHAMPION_SCORES))
-    chall = predictions(read_frame(mlflow_run_id, CHALLENGER_SCORES))
+    champ = predictions(read_frame(mlflow_run_id, CHAMPION_SCORES, tracking_uri))
+    chall = predictions(read_frame(mlflow_run_id, CHALLENGER_SCORES, tracking_uri))
     results = {
         "agreement": ck.check_agreement(champ, chall, policy),
         "distribution": ck.check_distribution(champ, chall, policy),
     }
-    features = _spec_features(mlflow_run_id)
-    champion = _classifier(target, target["champion_version"])
-    challenger = _classifier(target, target["version"])
-    results["quality"] = _quality(target, features, champion, challenger)
-    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT)
+    features = _spec_features(mlflow_run_id, tracking_uri)
+    champion = _classifier(target, target["champion_version"], tracking_uri)
+    challenger = _classifier(target, target["version"], tracking_uri)
+    results["quality"] = _quality(target, features, champion, challenger, tracking_uri)
+    frame = read_frame(mlflow_run_id, INPUTS_ARTIFACT, tracking_uri)
     sample = frame[frame[CASE_COLUMN] == "sample"]
     latency = paired_latency(
         champion,

@@ -23,19 +23,20 @@ CHAMPION_SCORES = "scores/champion.parquet"
 CHALLENGER_SCORES = "scores/challenger.parquet"
 
 
-def start_run(target: dict[str, Any], airflow_run_id: str) -> str:
+def start_run(target: dict[str, Any], airflow_run_id: str, tracking_uri: str) -> str:
     """Return the MLflow run holding this test's evidence, created once per Airflow run.
 
     Args:
         target: from :func:`resolve_target`.
         airflow_run_id: the Airflow run id (a retry finds the same MLflow run).
+        tracking_uri: the MLflow server.
 
     Returns:
         The MLflow run id.
     """
     from include.registry import registry as reg
 
-    client = reg.get_client()
+    client = reg.get_client(tracking_uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
     name, version = target["model_name"], target["version"]
@@ -66,45 +67,43 @@ def start_run(target: dict[str, Any], airflow_run_id: str) -> str:
     return str(run.info.run_id)
 
 
-def log_bytes(run_id: str, artifact_path: str, data: bytes) -> None:
+def log_bytes(run_id: str, artifact_path: str, data: bytes, tracking_uri: str) -> None:
     from include.registry import registry as reg
 
     folder, _, filename = artifact_path.rpartition("/")
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / filename
         p.write_bytes(data)
-        reg.get_client().log_artifact(run_id, str(p), folder or None)
+        reg.get_client(tracking_uri).log_artifact(run_id, str(p), folder or None)
 
 
-def log_frame(run_id: str, artifact_path: str, frame: pd.DataFrame) -> None:
+def log_frame(run_id: str, artifact_path: str, frame: pd.DataFrame, tracking_uri: str) -> None:
     import io
 
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
-    log_bytes(run_id, artifact_path, buf.getvalue())
+    log_bytes(run_id, artifact_path, buf.getvalue(), tracking_uri)
 
 
-def download(run_id: str, artifact_path: str, dst: Path) -> Path:
-    import mlflow
+def download(run_id: str, artifact_path: str, dst: Path, tracking_uri: str) -> Path:
+    from include.registry import registry as reg
 
-    return Path(
-        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst))
-    )
+    return Path(reg.get_client(tracking_uri).download_artifacts(run_id, artifact_path, str(dst)))
 
 
-def read_frame(run_id: str, artifact_path: str) -> pd.DataFrame:
+def read_frame(run_id: str, artifact_path: str, tracking_uri: str) -> pd.DataFrame:
     import pandas as pd
 
     with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_parquet(download(run_id, artifact_path, Path(tmp)))
+        return pd.read_parquet(download(run_id, artifact_path, Path(tmp), tracking_uri))
 
 
-def log_suite(run_id: str, stem: str, suite_doc: dict[str, Any], result: Any) -> None:
-    log_bytes(run_id, f"expectations/{stem}.suite.json", json.dumps(suite_doc, indent=1).encode())
-    log_bytes(
-        run_id, f"expectations/{stem}.result.json", json.dumps(result.result, indent=1, default=str).encode()
-    )
-    log_bytes(run_id, f"expectations/{stem}.html", result.html.encode())
+def log_suite(run_id: str, stem: str, suite_doc: dict[str, Any], result: Any, tracking_uri: str) -> None:
+    result_json = json.dumps(result.result, indent=1, default=str).encode()
+    suite_json = json.dumps(suite_doc, indent=1).encode()
+    log_bytes(run_id, f"expectations/{stem}.suite.json", suite_json, tracking_uri)
+    log_bytes(run_id, f"expectations/{stem}.result.json", result_json, tracking_uri)
+    log_bytes(run_id, f"expectations/{stem}.html", result.html.encode(), tracking_uri)
 
 
 def predictions(frame: pd.DataFrame) -> Any:

@@ -117,18 +117,20 @@ class Decision(XcomRecord):
         )
 
 
-def resolve(conf: dict[str, Any], asset_extras: list[dict[str, Any]]) -> Target:
+def resolve(conf: dict[str, Any], asset_extras: list[dict[str, Any]], tracking_uri: str) -> Target:
     """Return the version to test (conf wins over the triggering asset events) and its champion.
+
+    ``tracking_uri`` is the MLflow server (the DAG's connection); every step that talks to MLflow takes it.
 
     Raises:
         RegressionError: nothing to test, or the version or its manifest cannot be read.
     """
-    return Target.from_xcom(target.resolve_target(conf, asset_extras))
+    return Target.from_xcom(target.resolve_target(conf, asset_extras, tracking_uri))
 
 
-def record_first_version(t: Target, actor: str, run_id: str) -> bool:
+def record_first_version(t: Target, actor: str, run_id: str, tracking_uri: str) -> bool:
     """Record verdict ``pass`` for a version with no champion; return whether the comparison goes on."""
-    return verdict.record_first_version(t.to_xcom(), actor, run_id)
+    return verdict.record_first_version(t.to_xcom(), actor, run_id, tracking_uri)
 
 
 def check_contract(t: Target) -> Check:
@@ -136,32 +138,42 @@ def check_contract(t: Target) -> Check:
     return Check.of(pipeline.check_contract(t.to_xcom()))
 
 
-def prepare_inputs(t: Target, contract: Check, airflow_run_id: str) -> Prepared:
+def prepare_inputs(t: Target, contract: Check, airflow_run_id: str, tracking_uri: str) -> Prepared:
     """Open the test's MLflow run (once per Airflow run), draw and validate the synthetic inputs."""
-    run_id = runstore.start_run(t.to_xcom(), airflow_run_id)
-    prepared = pipeline.prepare_inputs(t.to_xcom(), contract.to_xcom(), run_id)
+    run_id = runstore.start_run(t.to_xcom(), airflow_run_id, tracking_uri)
+    prepared = pipeline.prepare_inputs(t.to_xcom(), contract.to_xcom(), run_id, tracking_uri)
     return Prepared.from_xcom({"mlflow_run_id": run_id, **prepared})
 
 
-def score(t: Target, contract: Check, prepared: Prepared) -> Scored:
+def score(t: Target, contract: Check, prepared: Prepared, tracking_uri: str) -> Scored:
     """Score the inputs with both models; check the challenger's outputs and its determinism."""
-    out = pipeline.score(t.to_xcom(), contract.to_xcom(), prepared.to_xcom(), prepared.mlflow_run_id)
+    run = prepared.mlflow_run_id
+    out = pipeline.score(t.to_xcom(), contract.to_xcom(), prepared.to_xcom(), run, tracking_uri)
     return Scored.from_xcom(out)
 
 
-def compare(t: Target, contract: Check, prepared: Prepared, scored: Scored) -> Compared:
+def compare(t: Target, contract: Check, prepared: Prepared, scored: Scored, tracking_uri: str) -> Compared:
     """Compare the challenger with the champion (agreement, distribution, quality, latency)."""
+    run = prepared.mlflow_run_id
     out = pipeline.compare(
-        t.to_xcom(), contract.to_xcom(), prepared.to_xcom(), scored.to_xcom(), prepared.mlflow_run_id
+        t.to_xcom(), contract.to_xcom(), prepared.to_xcom(), scored.to_xcom(), run, tracking_uri
     )
     return Compared.from_xcom(out)
 
 
 def decide(
-    t: Target, contract: Check, prepared: Prepared, scored: Scored, compared: Compared, actor: str, run_id: str
+    t: Target,
+    contract: Check,
+    prepared: Prepared,
+    scored: Scored,
+    compared: Compared,
+    actor: str,
+    run_id: str,
+    tracking_uri: str,
 ) -> Decision:
     """Combine every check into the verdict; write tags, report, metrics and the audit record."""
     checks = [prepared.inputs, contract, scored.outputs, scored.determinism, compared.agreement,
               compared.distribution, compared.quality, compared.latency]
-    out = verdict.decide(t.to_xcom(), [c.to_xcom() for c in checks], prepared.mlflow_run_id, actor, run_id)
+    out = verdict.decide(t.to_xcom(), [c.to_xcom() for c in checks], prepared.mlflow_run_id, actor, run_id,
+                         tracking_uri)
     return Decision.from_xcom(out)

@@ -13,7 +13,9 @@ from modelgate_contracts.uris import version_uri
 log = logging.getLogger(__name__)
 
 
-def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any]] | None) -> dict[str, Any]:
+def resolve_target(
+    conf: dict[str, Any] | None, asset_extras: list[dict[str, Any]] | None, tracking_uri: str
+) -> dict[str, Any]:
     """Work out which version to test and against which champion, and load the model's policy.
 
     ``conf`` ``{"model_name", "version"}`` wins; otherwise the newest triggering asset event's extra
@@ -22,6 +24,7 @@ def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any
     Args:
         conf: the DAG run's conf.
         asset_extras: extras of the triggering asset events, oldest first.
+        tracking_uri: the MLflow server.
 
     Returns:
         ``model_name``, ``version``, ``champion_version`` (None when there is none or it is this
@@ -51,8 +54,8 @@ def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any
     name = mf.validate_model_name(source["model_name"])
     version = str(source["version"])
     policy = load_policy(name)
-    challenger = _manifest(name, version)
-    champion_version = reg.get_alias_version(name, mf.ALIAS_CHAMPION)
+    challenger = _manifest(name, version, tracking_uri)
+    champion_version = reg.get_alias_version(name, mf.ALIAS_CHAMPION, tracking_uri)
     first = champion_version is None or champion_version == version
     return {
         "model_name": name,
@@ -60,19 +63,19 @@ def resolve_target(conf: dict[str, Any] | None, asset_extras: list[dict[str, Any
         "champion_version": None if first else champion_version,
         "first_version": first,
         "challenger": challenger,
-        "champion": None if first else _manifest(name, str(champion_version)),
+        "champion": None if first else _manifest(name, str(champion_version), tracking_uri),
         "policy": policy.to_dict(),
     }
 
 
-def _manifest(name: str, version: str) -> dict[str, Any]:
+def _manifest(name: str, version: str, tracking_uri: str) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     from include.registry import manifest as mf
     from include.registry import registry as reg
 
     try:
-        mv = reg.get_client().get_model_version(name, version)
+        mv = reg.get_client(tracking_uri).get_model_version(name, version)
     except MlflowException as e:
         raise TargetError(f"{version_uri(name, version)} does not exist in the registry") from e
     if mv.tags.get(mf.TAG_STATUS) != mf.STATUS_READY or mf.TAG_SIGNATURE not in mv.tags:

@@ -58,7 +58,12 @@ def verdict_tags(report: dict[str, Any]) -> dict[str, str]:
 
 
 def decide(
-    target: dict[str, Any], results: list[dict[str, Any]], mlflow_run_id: str, actor: str, airflow_run_id: str
+    target: dict[str, Any],
+    results: list[dict[str, Any]],
+    mlflow_run_id: str,
+    actor: str,
+    airflow_run_id: str,
+    tracking_uri: str,
 ) -> dict[str, Any]:
     """Combine the checks into the verdict and leave the evidence: report, tags, metrics, audit record.
 
@@ -69,6 +74,7 @@ def decide(
         mlflow_run_id: from :func:`start_run`.
         actor: who acts (audit).
         airflow_run_id: the Airflow run id.
+        tracking_uri: the MLflow server.
 
     Returns:
         ``verdict``, ``reasons``, ``model_name``, ``version``, ``mlflow_run_id``, ``report``.
@@ -97,10 +103,12 @@ def decide(
         "airflow_run_id": airflow_run_id,
         "mlflow_run_id": mlflow_run_id,
     }
-    images = rp.plots(*scores_for_plots(mlflow_run_id), policy.distribution.bins, latency_figures(checks))
-    client = reg.get_client()
-    log_bytes(mlflow_run_id, "report/report.json", json.dumps(doc, indent=1, default=str).encode())
-    log_bytes(mlflow_run_id, "report/report.html", rp.render_html(doc, images).encode())
+    scores = scores_for_plots(mlflow_run_id, tracking_uri)
+    images = rp.plots(*scores, policy.distribution.bins, latency_figures(checks))
+    client = reg.get_client(tracking_uri)
+    report_json = json.dumps(doc, indent=1, default=str).encode()
+    log_bytes(mlflow_run_id, "report/report.json", report_json, tracking_uri)
+    log_bytes(mlflow_run_id, "report/report.html", rp.render_html(doc, images).encode(), tracking_uri)
     metrics = {
         f"{c.name}.{k}": float(v)
         for c in checks
@@ -111,7 +119,8 @@ def decide(
         client.log_metric(mlflow_run_id, key, value)
     client.set_tag(mlflow_run_id, "modelgate.regression.verdict", verdict)
     client.set_terminated(mlflow_run_id, "FINISHED")
-    reg.set_version_tags(name, version, verdict_tags(doc), actor=actor, run_id=airflow_run_id)
+    reg.set_version_tags(name, version, verdict_tags(doc), actor=actor, run_id=airflow_run_id,
+                         tracking_uri=tracking_uri)
     append_audit(
         actor,
         "regression_verdict",
@@ -137,13 +146,13 @@ def decide(
     }
 
 
-def scores_for_plots(mlflow_run_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+def scores_for_plots(mlflow_run_id: str, tracking_uri: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     from mlflow.exceptions import MlflowException
 
     out: list[np.ndarray | None] = []
     for path in (CHAMPION_SCORES, CHALLENGER_SCORES):
         try:
-            out.append(predictions(read_frame(mlflow_run_id, path)).positive_scores)
+            out.append(predictions(read_frame(mlflow_run_id, path, tracking_uri)).positive_scores)
         except (MlflowException, OSError):
             out.append(None)
     return out[0], out[1]
@@ -154,13 +163,14 @@ def latency_figures(checks: list[ck.CheckResult]) -> dict[str, Any] | None:
     return lat.figures if lat is not None and lat.status != "skipped" else None
 
 
-def record_first_version(target: dict[str, Any], actor: str, run_id: str) -> bool:
+def record_first_version(target: dict[str, Any], actor: str, run_id: str, tracking_uri: str) -> bool:
     """For a version with no champion to compare with, record verdict ``pass`` and stop.
 
     Args:
         target: from :func:`resolve_target`.
         actor: who acts (audit).
         run_id: the Airflow run id.
+        tracking_uri: the MLflow server.
 
     Returns:
         True when there is a champion and the gate must run; False after recording the first-version pass.
@@ -178,7 +188,7 @@ def record_first_version(target: dict[str, Any], actor: str, run_id: str) -> boo
         TAG_PREFIX + "checked_at": datetime.now(UTC).isoformat(),
         TAG_PREFIX + "airflow_run_id": run_id,
     }
-    reg.set_version_tags(name, version, tags, actor=actor, run_id=run_id)
+    reg.set_version_tags(name, version, tags, actor=actor, run_id=run_id, tracking_uri=tracking_uri)
     append_audit(
         actor,
         "regression_verdict",

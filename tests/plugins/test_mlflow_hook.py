@@ -1,4 +1,4 @@
-"""The MLflow hook gives a task the connection's identity without putting a password in os.environ."""
+"""The MLflow hook gives a task the connection's URI and identity without writing anything to os.environ."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_hook_uses_the_connection_identity_and_writes_no_credential_into_the_env
     monkeypatch.setenv("AIRFLOW_CONN_MODELGATE_MLFLOW", json.dumps(conn))
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://unused")  # get_conn sets it; restored after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://unused")
     monkeypatch.setenv("MODELGATE_TRACKING_URI", "http://unused")
     before = current_identity()  # the session's identity when an MLflow server fixture set one
     use_identity(None)
@@ -56,3 +56,63 @@ def test_a_connection_without_credentials_uses_the_airflow_password_file_of_the_
     monkeypatch.setenv("AIRFLOW_CONN_MODELGATE_MLFLOW", "http://127.0.0.1:5998")  # as the production contract
     uri, who = ModelgateMlflowHook().connection()
     assert uri == "http://127.0.0.1:5998" and who == expected
+
+
+DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port: a client that reads the env fails at once
+
+
+def test_get_conn_returns_the_connection_uri_and_leaves_os_environ_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plugins.mlflow_hook import ModelgateMlflowHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_MODELGATE_MLFLOW", "http://127.0.0.1:5997")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", DEAD)
+    monkeypatch.setenv("MODELGATE_TRACKING_URI", DEAD)
+    before = dict(os.environ)
+    previous = current_identity()
+    try:
+        assert ModelgateMlflowHook().get_conn() == "http://127.0.0.1:5997"
+        assert dict(os.environ) == before
+    finally:
+        use_identity(previous)
+
+
+@pytest.mark.integration
+def test_steps_given_an_explicit_uri_talk_to_it_while_the_environment_points_at_a_dead_server(
+    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registration, alias, regression target and first-version verdict, canary tags: all on the URI passed."""
+    import uuid
+
+    from support import make_logreg_onnx
+
+    from include.canary import state
+    from include.config import get_settings
+    from include.registry import registry as reg
+    from include.registry import steps as reg_steps
+    from include.regression import steps as rt_steps
+
+    for name in ("MLFLOW_TRACKING_URI", "MODELGATE_TRACKING_URI"):
+        monkeypatch.setenv(name, DEAD)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a wrong server fails fast, not after retries
+    model = f"explicit-{uuid.uuid4().hex[:8]}"
+    box = get_settings().home / "inbox" / model
+    box.mkdir(parents=True)
+    onnx_path = make_logreg_onnx(box / "m.onnx", seed=3)
+    before = dict(os.environ)
+
+    req = reg_steps.validate({"model_name": model, "artifact_uri": str(onnx_path)}, "tester", "explicit-run")
+    staged = reg_steps.stage(req, "tester", "explicit-run", mlflow_server)
+    registered = reg_steps.register(req, staged, "tester", "explicit-run", mlflow_server)
+    aliased = reg_steps.assign_alias(registered, "tester", "explicit-run", mlflow_server)
+    target = rt_steps.resolve({"model_name": model, "version": registered.version}, [], mlflow_server)
+    assert not rt_steps.record_first_version(target, "tester", "explicit-run", mlflow_server)
+    tags = state.version_tags(model, registered.version, mlflow_server)
+
+    assert registered.created and aliased.alias == "champion" and target.first_version
+    assert tags == {}, "no canary tags on a fresh version, read from the server passed"
+    assert reg.get_alias_version(model, "champion", mlflow_server) == registered.version
+    mv = reg.get_client(mlflow_server).get_model_version(model, registered.version)
+    assert mv.tags["modelgate.regression.verdict"] == "pass"
+    assert dict(os.environ) == before, "no step wrote the tracking URI (or anything) into os.environ"
