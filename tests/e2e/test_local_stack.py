@@ -150,3 +150,38 @@ def test_wrong_password_is_a_clear_error(stack: dict[str, str]) -> None:
         timeout=60,
     )
     assert res.returncode == 2 and "refused the credentials" in res.stderr
+
+
+def _local_executor_workers(home: str) -> list[int]:
+    # descendants of the stack's honcho (stack.pid) titled as LocalExecutor workers; setproctitle overwrites
+    # the environment a process started with, so the ancestry tells the stack's workers apart
+    honcho = int((Path(home) / "stack.pid").read_text().split()[0])
+    parent, titles = {}, {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            titles[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+
+    def under_honcho(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == honcho:
+                return True
+        return False
+
+    return [pid for pid, title in titles.items() if b"LocalExecutor" in title and under_honcho(pid)]
+
+
+def test_the_local_executor_workers_start_with_the_task_libraries_loaded(stack: dict[str, str]) -> None:
+    # the scheduler preloads them before its LocalExecutor forks (modelgate_dev/preload.py): what a worker
+    # has mapped, every task process it forks has without importing it again
+    workers = _local_executor_workers(stack["MODELGATE_HOME"])
+    assert workers, "the stack's scheduler runs LocalExecutor workers"
+    for pid in workers:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        for lib in ("onnxruntime_pybind11_state", "libarrow", "scipy"):
+            assert lib in maps, f"worker {pid} has not loaded {lib}"
