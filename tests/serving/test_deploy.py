@@ -144,3 +144,18 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck():
         "serving_images/mlflow/mlflow-secrets.sh",
     ]
     assert Path(REPO / "serving_images" / "router" / "requirements.txt").read_text().count("airflow") == 0
+
+
+def test_the_event_writer_yields_the_cpu_and_the_pod_has_a_second_one_for_it(objs):
+    from router.settings import RouterSettings
+
+    c = objs["Deployment"].spec.template.spec.containers[0]
+    env = {e.name: e.value for e in c.env if e.value is not None}
+    # the router's own settings class reads the manifest's values (a misspelt name or value fails here)
+    settings = RouterSettings(**{k.removeprefix("ROUTER_").lower(): v for k, v in env.items() if k in {
+        "ROUTER_EVENTS_WRITER_IDLE", "ROUTER_STORE_POLL_SECONDS", "ROUTER_DRAIN_TIMEOUT_SECONDS"}})  # fmt: skip
+    assert settings.events_writer_idle is True
+    # under SCHED_IDLE the writer runs where the serving process leaves a CPU free: the limit allows two
+    limit = c.resources.limits["cpu"]
+    cpus = float(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert cpus >= 2, limit

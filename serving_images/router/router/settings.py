@@ -89,7 +89,9 @@ class RouterSettings(BaseSettings):
     wants it, and a request that arrives takes the CPU back at once, so the writer never delays an
     answer. Where the serving process has a CPU to itself and another is free, the kernel runs the
     writer there. On one saturated CPU the writer falls behind instead: up to ``events_max_buffer``
-    records wait, the rest are dropped and counted (``router_events_dropped_total``)."""
+    records wait, the rest are dropped and counted (``router_events_dropped_total``). On in the
+    Kubernetes Deployment (a pod with a second CPU); off by default, because the embedded stack's router
+    shares two CPUs with Airflow and MLflow, whose processes would starve it."""
 
     events_input_sample: float = Field(default=0.01, ge=0.0, le=1.0)
     """Share of scored requests of consenting units (``X-Consent: true``) whose first input row is
