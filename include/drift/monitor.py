@@ -32,6 +32,8 @@ from include.drift.detect import DEFAULT_ALPHA, compare
 from include.drift.live import LiveSample, read_window
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from include.synthetic import FeatureSpec
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ def assess(
     return result, pairs
 
 
-def _spec(version_tags: dict[str, str], tracking_uri: str | None) -> FeatureSpec | None:
+def _spec(version_tags: dict[str, str], tracking_uri: str) -> FeatureSpec | None:
     from modelgate_contracts.tags import FEATURE_SPEC
 
     uri = version_tags.get(FEATURE_SPEC)
@@ -139,10 +141,51 @@ def _spec(version_tags: dict[str, str], tracking_uri: str | None) -> FeatureSpec
 
     from include.synthetic import FeatureSpec
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        return FeatureSpec.from_json(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        return FeatureSpec.from_json(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=tracking_uri
+            )
+        )
+
+
+def _log_run(
+    client: MlflowClient,
+    model: str,
+    version: str,
+    result: dict[str, Any],
+    pairs: dict[str, tuple[np.ndarray, np.ndarray, bool]],
+) -> str:
+    """Log the check as a run of :data:`EXPERIMENT` through ``client``; return the run id.
+
+    The run goes through the explicit client (create, log, terminate), never the fluent API:
+    ``mlflow.set_tracking_uri`` and ``mlflow.start_run`` would set process-global state
+    (``MLFLOW_TRACKING_URI`` in ``os.environ``, the active run).
+    """
+    import time
+
+    from mlflow.entities import Metric
+
+    from include.drift.report import render
+
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+    tags = {"modelgate.model_name": model, "modelgate.version": version, TAG_VERDICT: result["verdict"]}
+    run_id: str = client.create_run(exp_id, run_name=f"drift-{model}-v{version}", tags=tags).info.run_id
+    try:
+        now_ms = int(time.time() * 1000)
+        metrics = [Metric(f"p_{n}", float(f["p_value"]), now_ms, 0) for n, f in result["features"].items()]
+        if metrics:
+            client.log_batch(run_id, metrics=metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "results.json").write_text(json.dumps(result, indent=1, allow_nan=False))
+            (Path(tmp) / "report.html").write_text(render(f"{model} v{version}", result, pairs))
+            client.log_artifacts(run_id, tmp)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
 
 
 def alert(record: dict[str, Any]) -> None:
@@ -179,43 +222,32 @@ def check(
         end: end of the window (default now).
         window_hours: window length; the scores' reference is the window before it.
         alpha: false-alarm level.
-        tracking_uri: MLflow tracking URI (default from the environment).
+        tracking_uri: the MLflow server, used as a value (nothing process-global is set); None: the
+            settings' ``MODELGATE_TRACKING_URI``, for CLIs.
         actor: who sets the tags (audit log).
         run_id: the Airflow run id (audit log).
 
     Returns:
         A summary: ``model``, ``version``, ``verdict``, ``drifted``, ``run_id`` (MLflow), ``no_data``.
     """
-    import mlflow
-
-    from include.drift.report import render
+    from include.config import get_settings
     from include.registry import registry as reg
 
-    version = reg.get_alias_version(model, "champion", tracking_uri)
+    uri = tracking_uri or get_settings().tracking_uri
+    client = reg.get_client(uri)
+    version = reg.get_alias_version(model, "champion", uri)
     if version is None:
         log.info("%s has no champion: nothing to check", model)
         return {"model": model, "version": None, "verdict": "no_champion", "drifted": []}
-    tags = dict(reg.get_client(tracking_uri).get_model_version(model, version).tags)
+    tags = dict(client.get_model_version(model, version).tags)
     end = end or datetime.now(UTC)
     start, before = end - timedelta(hours=window_hours), end - timedelta(hours=2 * window_hours)
-    spec = _spec(tags, tracking_uri)
+    spec = _spec(tags, uri)
     current = read_window(events_root, model, version, start, end, spec.feature_names if spec else None)
     previous = read_window(events_root, model, version, before, start, list(current.inputs.columns))
     result, pairs = assess(current, previous, spec, alpha)
     result.update(model=model, version=version, window=[start.isoformat(), end.isoformat()])
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"drift-{model}-v{version}") as run:
-        mlflow.set_tags(
-            {"modelgate.model_name": model, "modelgate.version": version, TAG_VERDICT: result["verdict"]}
-        )
-        mlflow.log_metrics({f"p_{n}": f["p_value"] for n, f in result["features"].items()})
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "results.json").write_text(json.dumps(result, indent=1, allow_nan=False))
-            (Path(tmp) / "report.html").write_text(render(f"{model} v{version}", result, pairs))
-            mlflow.log_artifacts(tmp)
-    mlflow_run = run.info.run_id
+    mlflow_run = _log_run(client, model, version, result, pairs)
     reg.set_version_tags(
         model,
         version,
@@ -228,7 +260,7 @@ def check(
         },
         actor=actor,
         run_id=run_id,
-        tracking_uri=tracking_uri,
+        tracking_uri=uri,
     )
     summary = {
         "model": model,

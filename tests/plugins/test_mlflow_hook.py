@@ -80,18 +80,28 @@ def test_get_conn_returns_the_connection_uri_and_leaves_os_environ_unchanged(
 
 @pytest.mark.integration
 def test_steps_given_an_explicit_uri_talk_to_it_while_the_environment_points_at_a_dead_server(
-    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Registration, alias, regression target and first-version verdict, canary tags: all on the URI passed."""
+    """Registration, alias, regression target and first-version verdict, canary tags, a drift check (spec
+    download, report run, version tags) and the A/B report run: all on the URI passed."""
     import uuid
+    from datetime import UTC, datetime, timedelta
 
+    import numpy as np
+    import pandas as pd
     from support import make_logreg_onnx
+    from support_drift import write_events
 
+    from include.abtest.report import log_to_mlflow
     from include.canary import state
     from include.config import get_settings
+    from include.drift import monitor
+    from include.drift import steps as drift_steps
     from include.registry import registry as reg
     from include.registry import steps as reg_steps
     from include.regression import steps as rt_steps
+    from include.synthetic import FeatureSpec
+    from modelgate_contracts.tags import FEATURE_SPEC
 
     for name in ("MLFLOW_TRACKING_URI", "MODELGATE_TRACKING_URI"):
         monkeypatch.setenv(name, DEAD)
@@ -100,19 +110,42 @@ def test_steps_given_an_explicit_uri_talk_to_it_while_the_environment_points_at_
     box = get_settings().home / "inbox" / model
     box.mkdir(parents=True)
     onnx_path = make_logreg_onnx(box / "m.onnx", seed=3)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=500) for i in range(4)})
+    spec_json = FeatureSpec.fit(frame).to_json(box / "spec.json")
+    end = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    for hours_before in (2, 1):  # scores only (no sampled inputs): the score is compared, inputs are no_data
+        write_events(tmp_path / "events", model, "1", end - timedelta(hours=hours_before),
+                     rng.beta(2, 5, 200), None)  # fmt: skip
     before = dict(os.environ)
 
-    req = reg_steps.validate({"model_name": model, "artifact_uri": str(onnx_path)}, "tester", "explicit-run")
+    conf = {"model_name": model, "artifact_uri": str(onnx_path), "feature_spec_uri": str(spec_json)}
+    req = reg_steps.validate(conf, "tester", "explicit-run")
     staged = reg_steps.stage(req, "tester", "explicit-run", mlflow_server)
     registered = reg_steps.register(req, staged, "tester", "explicit-run", mlflow_server)
     aliased = reg_steps.assign_alias(registered, "tester", "explicit-run", mlflow_server)
     target = rt_steps.resolve({"model_name": model, "version": registered.version}, [], mlflow_server)
     assert not rt_steps.record_first_version(target, "tester", "explicit-run", mlflow_server)
     tags = state.version_tags(model, registered.version, mlflow_server)
+    window = drift_steps.Window(str(tmp_path / "events"), end.isoformat(), 1.0, 0.05)
+    checked = drift_steps.check(model, window, mlflow_server, "tester", "explicit-run")
+    results = {"experiment": model, "model": model, "alpha": 0.05, "window": ["a", "b"], "srm": None,
+               "decision": {"decision": "keep_running", "winner": None}, "variants": [{"name": "a", "units": 3}],
+               "metrics": [{"role": "primary", "name": "ctr", "comparisons": []}]}  # fmt: skip
+    ab_run = log_to_mlflow(results, "<html></html>", "explicit-run", mlflow_server)["run_id"]
 
     assert registered.created and aliased.alias == "champion" and target.first_version
     assert tags == {}, "no canary tags on a fresh version, read from the server passed"
     assert reg.get_alias_version(model, "champion", mlflow_server) == registered.version
-    mv = reg.get_client(mlflow_server).get_model_version(model, registered.version)
+    client = reg.get_client(mlflow_server)
+    mv = client.get_model_version(model, registered.version)
     assert mv.tags["modelgate.regression.verdict"] == "pass"
+    assert checked.version == registered.version and checked.verdict == "no_drift" and checked.run_id
+    assert FEATURE_SPEC in mv.tags, "so the check downloaded the version's spec from the server passed"
+    assert mv.tags[monitor.TAG_RUN_ID] == checked.run_id
+    drift_run = client.get_run(checked.run_id)
+    assert drift_run.info.status == "FINISHED" and drift_run.data.tags[monitor.TAG_VERDICT] == "no_drift"
+    assert f"p_{monitor.SCORE}" in drift_run.data.metrics
+    assert {f.path for f in client.list_artifacts(checked.run_id)} == {"results.json", "report.html"}
+    assert client.get_run(ab_run).info.status == "FINISHED"
     assert dict(os.environ) == before, "no step wrote the tracking URI (or anything) into os.environ"
