@@ -62,9 +62,9 @@ demo: venv
 	$(PY) -m modelgate_dev.demo.run --scenario $(SCENARIO)
 
 # TEST_WORKERS xdist workers (most tests wait on processes they start, not on the CPU); each test module is
-# one unit, longest first (tests/conftest.py). Default 0: one process, the run CI has passed with; 3 workers
-# is not yet shown to pass on 2 cores (docs/benchmarks.md, "Wall times"); try `make test TEST_WORKERS=3`.
-TEST_WORKERS ?= 0
+# one unit, longest first (tests/conftest.py). Default 2, one per core of this machine (docs/benchmarks.md,
+# "Wall times"); `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
 test: venv clients-venv
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --ignore=tests/production/stack $(PYTEST_ARGS)
 
