@@ -81,4 +81,6 @@ def test_holdout_uri_expands_environment_variables(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MODELGATE_HOME", str(tmp_path))
     uri = load_policy("churn", REPO / "policies").quality.holdout_uri
     assert uri is not None
-    assert _holdout_path(uri, tmp_path) == tmp_path / "demo" / "models" / "holdout.parquet"
+    # A path-like holdout never touches the tracking server: the URI given is unreachable.
+    got = _holdout_path(uri, tmp_path, "http://127.0.0.1:9")
+    assert got == tmp_path / "demo" / "models" / "holdout.parquet"
