@@ -15,7 +15,7 @@ import grpc
 import pytest
 from hpack import Decoder, Encoder
 from router._proto import grpc_predict_v2_pb2 as pb
-from router.grpc_h2 import H2GrpcServer
+from router.grpc_listener import H2GrpcServer
 from router.grpc_wire import PREFACE, HeaderDecoder, HeaderError
 
 PATH = "/inference.GRPCInferenceService/"
@@ -276,12 +276,35 @@ def test_the_header_decoder_reads_what_hpack_encodes():
 
 @pytest.mark.parametrize(
     "block",
-    [b"\x80", b"\xff\xff\xff\xff\xff\xff\x7f", b"\x00\x05ab", b"\x3f\xe2\x1f"],
-    ids=["index-0", "index-overflow", "string-past-end", "table-size-above-limit"],
+    [b"\x80", b"\xff\xff\xff\xff\xff\xff\x7f", b"\x00\x05ab", b"\x3f\xe2\x1f", b"\xbe", b"\x7e\x01a"],
+    ids=[
+        "index-0",
+        "index-overflow",
+        "string-past-end",
+        "table-size-above-limit",
+        "dynamic-index-absent",
+        "literal-name-index-absent",
+    ],
 )
 def test_the_header_decoder_refuses_broken_blocks(block):
     with pytest.raises(HeaderError):
         HeaderDecoder().decode(block)
+
+
+def test_calls_arriving_one_byte_per_read_are_answered_like_calls_in_one_read():
+    whole, split = Conn(), Conn()
+    reqs = [pb.ModelInferRequest(model_name="m", id=str(n)) for n in (3, 20000, 0)]
+    for r in reqs:
+        whole.call("ModelInfer", r, **{"x-unit-id": "u"})
+    data = b""
+    for r in reqs:
+        stream, split.next_stream = split.next_stream, split.next_stream + 2
+        data += frame(1, 4, stream, split.headers("ModelInfer", stream, **{"x-unit-id": "u"}))
+        data += frame(0, 1, stream, message(r))
+    for i in range(len(data)):
+        split.send(data[i : i + 1])
+    assert split.read() == whole.read() and split.service.responses == {"OK": 3}
+    assert not split.sink.closed and not split.proto.buf
 
 
 def test_a_peer_that_never_opens_its_window_is_sent_away_not_buffered_for():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,18 @@ CONTENTS_FIELD = {
 
 def _shape(name: str, dims: Any) -> list[int]:
     shape = list(dims)
-    if not shape or not all(0 <= d < 2**31 for d in shape):
+    if not shape or min(shape) < 0 or max(shape) >= 2**31:
         raise BadRequest(f"input {name!r}: 'shape' must be a non-empty list of non-negative integers")
     return shape
 
 
+_LE: dict[Any, np.dtype] = {}
+
+
 def _from_raw(name: str, buf: bytes, dtype: Any, shape: list[int]) -> np.ndarray:
-    dt = np.dtype(dtype).newbyteorder("<")
+    dt = _LE.get(dtype)
+    if dt is None:
+        dt = _LE[dtype] = np.dtype(dtype).newbyteorder("<")
     want = math.prod(shape) * dt.itemsize
     if len(buf) != want:
         raise BadRequest(
@@ -100,10 +106,54 @@ def grpc_feeds(req: Any, model: OnnxModel, allow_non_finite: bool) -> tuple[dict
     return feeds, False
 
 
+def _varint(n: int) -> bytes:
+    """A protobuf base-128 varint (non-negative ``n``)."""
+    if n < 0x80:
+        return _BYTE[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_BYTE = [bytes([i]) for i in range(256)]
+_LITTLE = ("<", "|", "=") if sys.byteorder == "little" else ("<", "|")
+"""Byte orders whose ``tobytes()`` is already little-endian, as the protocol's raw contents are."""
+
+
+def _field(tag: bytes, value: bytes) -> bytes:
+    """One length-delimited field (string, bytes or message) of the protobuf wire format."""
+    return tag + _varint(len(value)) + value if value else b""
+
+
+_TENSORS: dict[tuple[str, str, tuple[int, ...]], bytes] = {}
+_HEADS: dict[tuple[str, str], bytes] = {}  # fields 1 and 2 (model name, version) by (name, version)
+
+
+def _tensor_field(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    """Field 5 of ``ModelInferResponse`` (one ``InferOutputTensor``), serialised by protobuf once per
+    (name, datatype, shape) and reused: outputs repeat the same few shapes."""
+    key = (name, datatype, shape)
+    block = _TENSORS.get(key)
+    if block is None:
+        if len(_TENSORS) > 4096:
+            _TENSORS.clear()
+        tensor = pb.ModelInferResponse.InferOutputTensor(name=name, datatype=datatype, shape=shape)
+        block = _TENSORS[key] = b"\x2a" + _varint(tensor.ByteSize()) + tensor.SerializeToString()
+    return block
+
+
 def infer_response(
     model_name: str, version: str, request_id: str, model: OnnxModel, outputs: list[np.ndarray], wanted: Any
-) -> Any:
-    """Build a ``ModelInferResponse`` with every (or every requested) output in ``raw_output_contents``.
+) -> bytes:
+    """Serialise a ``ModelInferResponse`` with every (or every requested) output in ``raw_output_contents``.
+
+    The message is written field by field in field-number order, the bytes protobuf's own
+    ``SerializeToString`` gives for the same message (``tests/serving/test_grpc_codec.py`` compares them):
+    building the message object, two repeated fields and their kwargs cost more than the rest of the
+    gRPC answer (``docs/benchmarks.md``, protocols). The output descriptors come from protobuf itself.
 
     Args:
         model_name: the model name.
@@ -114,7 +164,7 @@ def infer_response(
         wanted: the request's ``outputs`` (empty: all).
 
     Returns:
-        The response message.
+        The serialised response message.
 
     Raises:
         NotFound: a requested output does not exist.
@@ -126,13 +176,23 @@ def infer_response(
             pairs = [by_name[w.name] for w in wanted]
         except KeyError as e:
             raise NotFound(f"model has no output {e.args[0]!r}; outputs are {model.output_names}") from e
-    resp = pb.ModelInferResponse(model_name=model_name, model_version=version, id=request_id)
-    for spec, out in pairs:
-        resp.outputs.add(name=spec.name, datatype=spec.datatype, shape=out.shape)
-        resp.raw_output_contents.append(
-            np.ascontiguousarray(out, dtype=out.dtype.newbyteorder("<")).tobytes()
+    head = _HEADS.get((model_name, version))
+    if head is None:
+        if len(_HEADS) > 4096:
+            _HEADS.clear()
+        head = _HEADS[(model_name, version)] = _field(b"\x0a", model_name.encode()) + _field(
+            b"\x12", version.encode()
         )
-    return resp
+    parts = [head, _field(b"\x1a", request_id.encode("utf-8"))]
+    parts += [_tensor_field(spec.name, spec.datatype, out.shape) for spec, out in pairs]
+    for _, out in pairs:
+        raw = (
+            out.tobytes()
+            if out.dtype.byteorder in _LITTLE
+            else out.astype(out.dtype.newbyteorder("<")).tobytes()
+        )
+        parts.append(b"\x32" + _varint(len(raw)) + raw)
+    return b"".join(parts)
 
 
 def model_metadata(doc: dict[str, Any]) -> Any:

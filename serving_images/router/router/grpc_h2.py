@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf.message import DecodeError
 
-from router.grpc_service import SERVICE, InferenceService, status_of
+from router.grpc_service import SERVICE, status_of
 from router.grpc_wire import (
     ACK,
     CONTINUATION,
@@ -58,20 +58,22 @@ from router.grpc_wire import (
 )
 
 if TYPE_CHECKING:
+    from router.grpc_listener import H2GrpcServer
     from router.grpc_service import Metadata
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/" + SERVICE + "/"
+OK = grpc.StatusCode.OK
 
 
 class _Stream:
     __slots__ = ("body", "headers", "md", "window")
 
     def __init__(self, window: int) -> None:
-        self.headers = bytearray()
+        self.headers: bytearray | None = None  # a header block still waiting for CONTINUATION
         self.md: dict[str, str] | None = None
-        self.body = bytearray()
+        self.body: bytes | bytearray = b""
         self.window = window
 
 
@@ -127,38 +129,55 @@ class H2GrpcProtocol(asyncio.Protocol):
                 self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
+        if self.buf:  # the rest of a frame that began in an earlier read (at most one frame's bytes)
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
         if not self.preface:
-            if len(buf) < 24:
-                if not PREFACE.startswith(bytes(buf)):
-                    self.goaway(1, close=True)
+            rest = self._preface(data)
+            if rest is None:
                 return
-            if buf[:24] != PREFACE:
-                self.goaway(1, close=True)
-                return
-            del buf[:24]
-            self.preface = True
-        pos, n = 0, len(buf)
+            data = rest
+        pos, n = 0, len(data)
         try:
             while n - pos >= 9:
-                length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+                length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
                 if length > FRAME_MAX:
                     raise _ConnectionError(6)  # FRAME_SIZE_ERROR
-                if n - pos < 9 + length:
+                end = pos + 9 + length
+                if end > n:
                     break
-                kind, flags = buf[pos + 3], buf[pos + 4]
-                stream = HDR.unpack_from(buf, pos + 5)[0] & 0x7FFFFFFF
-                payload = bytes(buf[pos + 9 : pos + 9 + length])
-                pos += 9 + length
-                self._frame(kind, flags, stream, payload)
+                kind, flags = data[pos + 3], data[pos + 4]
+                stream = HDR.unpack_from(data, pos + 5)[0] & 0x7FFFFFFF
+                payload = data[pos + 9 : end]
+                pos = end
+                if kind == DATA:
+                    self._data(flags, stream, payload)
+                elif kind == HEADERS:
+                    self._headers(flags, stream, payload)
+                else:
+                    self._frame(kind, flags, stream, payload)
         except _ConnectionError as e:
             self._flush()
             self.goaway(e.code, close=True)
             return
-        finally:
-            del buf[:pos]
+        if pos < n:
+            self.buf += data[pos:]
         self._flush()
+
+    def _preface(self, data: bytes) -> bytes | None:
+        """The bytes after the client's connection preface; None while it is incomplete or wrong."""
+        if len(data) < 24:
+            if not PREFACE.startswith(data):
+                self.goaway(1, close=True)
+                return None
+            self.buf += data
+            return None
+        if data[:24] != PREFACE:
+            self.goaway(1, close=True)
+            return None
+        self.preface = True
+        return data[24:]
 
     def _flush(self) -> None:
         if self.out and self.transport is not None:
@@ -166,13 +185,9 @@ class H2GrpcProtocol(asyncio.Protocol):
         self.out.clear()
 
     def _frame(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
-        if kind == DATA:
-            self._data(flags, stream, payload)
-        elif kind == HEADERS:
-            self._headers(flags, stream, payload)
-        elif kind == CONTINUATION:
+        if kind == CONTINUATION:
             s = self.streams.get(stream)
-            if s is None or s.md is not None:
+            if s is None or s.md is not None or s.headers is None:
                 raise _ConnectionError(1)
             s.headers += payload
             if flags & END_HEADERS:
@@ -232,16 +247,17 @@ class H2GrpcProtocol(asyncio.Protocol):
         self.last_stream = stream
         s = _Stream(self.peer_window)
         self.streams[stream] = s
-        s.headers += payload
-        if flags & END_HEADERS:
-            self._decode(stream, s, bool(flags & END_STREAM))
+        if flags & END_HEADERS:  # the whole block in this frame (the common case): no copy
+            self._decode(stream, s, bool(flags & END_STREAM), payload)
+        else:
+            s.headers = bytearray(payload)
 
-    def _decode(self, stream: int, s: _Stream, ended: bool) -> None:
+    def _decode(self, stream: int, s: _Stream, ended: bool, block: bytes | None = None) -> None:
         try:
-            s.md = self.decoder.decode(bytes(s.headers))
+            s.md = self.decoder.decode(bytes(s.headers or b"") if block is None else block)
         except HeaderError as e:
             raise _ConnectionError(9) from e  # COMPRESSION_ERROR: the shared table is lost
-        s.headers.clear()
+        s.headers = None
         if ended:
             self._call(stream, self.streams.pop(stream))
 
@@ -255,7 +271,12 @@ class H2GrpcProtocol(asyncio.Protocol):
             return  # a reset or answered stream
         if flags & PADDED:
             payload = payload[1 : len(payload) - payload[0]]
-        s.body += payload
+        if not s.body:  # the first DATA frame (of a unary call, often the only one): kept as it came
+            s.body = payload
+        else:
+            if type(s.body) is bytes:
+                s.body = bytearray(s.body)
+            s.body += payload
         if len(s.body) > self.server.max_message + 5:
             del self.streams[stream]
             self._answer_error(
@@ -271,7 +292,7 @@ class H2GrpcProtocol(asyncio.Protocol):
     def _call(self, stream: int, s: _Stream) -> None:
         md = s.md or {}
         path = md.get(":path", "")
-        entry = self.service.methods.get(path[len(PREFIX) :]) if path.startswith(PREFIX) else None
+        entry = self.server.routes.get(path)
         if entry is None:
             self._answer_error(stream, grpc.StatusCode.UNIMPLEMENTED, f"method {path!r} is not served here")
             return
@@ -279,42 +300,42 @@ class H2GrpcProtocol(asyncio.Protocol):
         if len(body) < 5 or body[0] > 1 or HDR.unpack_from(body, 1)[0] != len(body) - 5:
             self._answer_error(stream, grpc.StatusCode.INTERNAL, "malformed gRPC message")
             return
-        payload = bytes(body[5:])
+        payload = body[5:]
         if body[0]:
             try:
-                payload = inflate(payload, md.get("grpc-encoding", ""), self.server.max_message)
+                payload = inflate(bytes(payload), md.get("grpc-encoding", ""), self.server.max_message)
             except InflateError as e:
                 self._answer_error(stream, e.code, e.message)
                 return
-        rpc = path[len(PREFIX) :]
-        request_class, core = entry
+        rpc, request_class, core = entry
         try:
             try:
                 request = request_class.FromString(payload)
             except DecodeError as e:
                 raise _BadMessage(f"request is not a valid {request_class.__name__}") from e
             resp, answer_md = core(request, md)
-            message = resp.SerializeToString()
+            message = resp if type(resp) is bytes else resp.SerializeToString()
         except _BadMessage as e:
             self._answer_error(stream, grpc.StatusCode.INVALID_ARGUMENT, str(e))
             return
         except Exception as e:
             self._answer_error(stream, *status_of(e, rpc))
             return
-        self.service.count(grpc.StatusCode.OK)
+        self.service.count(OK)
         self._answer(stream, message, answer_md, s.window)
 
     def _answer(self, stream: int, message: bytes, md: Metadata, window: int) -> None:
         head = RESPONSE_HEADERS + b"".join(
-            literal(k, v) if k == "x-request-id" else cached_literal(k, v) for k, v in md
+            [literal(k, v) if k == "x-request-id" else cached_literal(k, v) for k, v in md]
         )
-        self.out += frame(HEADERS, END_HEADERS, stream, head)
-        data = b"\x00" + HDR.pack(len(message)) + message
+        size = len(message) + 5
+        data = b"\x00" + HDR.pack(size - 5) + message
         tail = frame(HEADERS, END_HEADERS | END_STREAM, stream, TRAILERS_OK)
-        if len(data) <= self.peer_frame and len(data) <= window and len(data) <= self.send_window:
-            self.send_window -= len(data)
-            self.out += frame(DATA, 0, stream, data) + tail
+        if size <= self.peer_frame and size <= window and size <= self.send_window:
+            self.send_window -= size
+            self.out += frame(HEADERS, END_HEADERS, stream, head) + frame(DATA, 0, stream, data) + tail
             return
+        self.out += frame(HEADERS, END_HEADERS, stream, head)
         s = _Stream(window)  # the answer waits on flow control; keep the stream open for WINDOW_UPDATE
         self.streams[stream] = s
         s.md = {}
@@ -360,41 +381,3 @@ class _ConnectionError(Exception):
 
 class _BadMessage(Exception):
     """Raised when a request message does not parse as its RPC's protobuf type."""
-
-
-class H2GrpcServer:
-    """The listening side: connections, and the drain that refuses new calls and lets open ones finish.
-
-    Args:
-        service: the transport-free service.
-        max_message: the largest request message in bytes.
-    """
-
-    def __init__(self, service: InferenceService, max_message: int) -> None:
-        self.service = service
-        self.max_message = max_message
-        self.connections: set[H2GrpcProtocol] = set()
-        self.server: asyncio.Server | None = None
-
-    def protocol(self) -> H2GrpcProtocol:
-        """A protocol for a new connection (the loop's protocol factory)."""
-        return H2GrpcProtocol(self)
-
-    async def stop(self, grace: float) -> None:
-        """Close the listener, send GOAWAY on every connection, wait up to ``grace`` seconds for the calls
-        in flight, then close the connections.
-
-        Args:
-            grace: seconds.
-        """
-        if self.server is not None:
-            self.server.close()
-        for c in list(self.connections):
-            c.goaway()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while any(not c.idle for c in self.connections) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        for c in list(self.connections):
-            if c.transport is not None:
-                c.transport.close()

@@ -42,6 +42,7 @@ _CODES = {
 }
 
 
+_OK = grpc.StatusCode.OK
 Metadata = tuple[tuple[str, str], ...]
 Core = Callable[[Any, "Mapping[str, Any]"], tuple[Any, Metadata]]
 Stopper = Callable[[float], Awaitable[Any]]
@@ -68,7 +69,8 @@ class InferenceService:
     """The six OIP v2 RPCs, translated onto the router app's data plane, free of any transport.
 
     ``methods`` maps each RPC name to its request class and a synchronous core ``(request, metadata) ->
-    (response, answer metadata)`` that raises ``RouterError``; the HTTP/2 server (``router.grpc_h2``) and
+    (response, answer metadata)`` that raises ``RouterError`` (the response is a message, or for
+    ``ModelInfer`` its serialised bytes); the HTTP/2 server (``router.grpc_h2``) and
     the ``grpc.aio`` adapter (``handler``) both call them.
 
     Args:
@@ -95,7 +97,7 @@ class InferenceService:
         Args:
             code: the status code.
         """
-        name = code.name
+        name = "OK" if code is _OK else code.name  # an enum's .name is a Python-level property
         self.responses[name] = self.responses.get(name, 0) + 1
 
     def server_live(self, request: Any, md: Mapping[str, Any]) -> tuple[Any, Metadata]:
@@ -183,12 +185,17 @@ class InferenceService:
                 return resp
 
             return grpc.unary_unary_rpc_method_handler(
-                call, request_deserializer=req.FromString, response_serializer=lambda m: m.SerializeToString()
+                call, request_deserializer=req.FromString, response_serializer=_serialize
             )
 
         return grpc.method_handlers_generic_handler(
             SERVICE, {rpc: unary(rpc, req, core) for rpc, (req, core) in self.methods.items()}
         )
+
+
+def _serialize(message: Any) -> bytes:
+    """A response message's bytes (``ModelInfer`` answers come serialised already)."""
+    return message if type(message) is bytes else message.SerializeToString()
 
 
 def _bytes(value: Any) -> bytes | None:
@@ -263,7 +270,7 @@ async def _start_native(app: RouterApp, service: InferenceService) -> tuple[Stop
     import asyncio
     import ssl
 
-    from router.grpc_h2 import H2GrpcServer
+    from router.grpc_listener import H2GrpcServer
 
     s = app.settings
     h2 = H2GrpcServer(service, s.max_body_bytes)

@@ -114,7 +114,10 @@ class HeaderError(ValueError):
     """Raised when a header block breaks HPACK (the connection's shared table is then lost)."""
 
 
-_STATIC = [("", "")] + [(n.decode("latin-1"), v.decode("latin-1")) for n, v in HeaderTable.STATIC_TABLE]
+_STATIC = [("", "", 32)] + [
+    (n.decode("latin-1"), v.decode("latin-1"), len(n) + len(v) + 32) for n, v in HeaderTable.STATIC_TABLE
+]
+"""The static table as (name, value, size): index 0 is a placeholder; a field's size counts toward the list."""
 
 
 def _read_int(block: bytes, pos: int, bits: int) -> tuple[int, int]:
@@ -163,12 +166,12 @@ class HeaderDecoder:
     """
 
     def __init__(self, table_size: int = 4096, max_list: int = 65536) -> None:
-        self.dynamic: deque[tuple[str, str]] = deque()
+        self.dynamic: deque[tuple[str, str, int]] = deque()
         self.size = 0
         self.max_size = self.limit = table_size
         self.max_list = max_list
 
-    def _get(self, index: int) -> tuple[str, str]:
+    def _get(self, index: int) -> tuple[str, str, int]:
         if 0 < index < len(_STATIC):
             return _STATIC[index]
         i = index - len(_STATIC)
@@ -176,15 +179,14 @@ class HeaderDecoder:
             raise HeaderError(f"HPACK index {index} is not in the table")
         return self.dynamic[i]
 
-    def _add(self, name: str, value: str) -> None:
-        self.dynamic.appendleft((name, value))
-        self.size += len(name) + len(value) + 32
+    def _add(self, field: tuple[str, str, int]) -> None:
+        self.dynamic.appendleft(field)
+        self.size += field[2]
         self._evict()
 
     def _evict(self) -> None:
         while self.size > self.max_size and self.dynamic:
-            n, v = self.dynamic.pop()
-            self.size -= len(n) + len(v) + 32
+            self.size -= self.dynamic.pop()[2]
 
     def decode(self, block: bytes) -> dict[str, str]:
         """Decode one complete header block (HEADERS + CONTINUATION payloads).
@@ -200,11 +202,22 @@ class HeaderDecoder:
         """
         out: dict[str, str] = {}
         pos, n, total = 0, len(block), 0
+        static, nstatic, dynamic = _STATIC, len(_STATIC), self.dynamic
         while pos < n:
             b = block[pos]
-            if b & 0x80:  # indexed field
+            if 0x80 < b < 0xFF:  # indexed field, index in the first byte (the common case, read inline)
+                index = b & 0x7F
+                pos += 1
+                if index < nstatic:
+                    name, value, size = static[index]
+                else:
+                    try:
+                        name, value, size = dynamic[index - nstatic]
+                    except IndexError:
+                        raise HeaderError(f"HPACK index {index} is not in the table") from None
+            elif b & 0x80:  # indexed field: index 0 (an error) or one of more than one byte
                 index, pos = _read_int(block, pos, 7)
-                name, value = self._get(index)
+                name, value, size = self._get(index)
             elif b & 0xE0 == 0x20:  # dynamic table size update
                 size, pos = _read_int(block, pos, 5)
                 if size > self.limit:
@@ -219,9 +232,10 @@ class HeaderDecoder:
                 else:
                     name, pos = _read_str(block, pos)
                 value, pos = _read_str(block, pos)
+                size = len(name) + len(value) + 32
                 if b & 0x40:
-                    self._add(name, value)
-            total += len(name) + len(value) + 32
+                    self._add((name, value, size))
+            total += size
             if total > self.max_list:
                 raise HeaderError(f"header list larger than {self.max_list} bytes")
             out[name] = value
